@@ -1,0 +1,27 @@
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', '.local/**', 'models/**', '*.js', '*.mjs'] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // Workflow code is bundled into Temporal's deterministic sandbox: no Node built-ins, no I/O.
+    files: ['workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['fs', 'fs/*', 'node:*', 'path', 'crypto', 'os', 'child_process'], message: 'Workflow code must stay deterministic: no Node built-ins.' },
+            { group: ['@aws-sdk/*', 'onnxruntime-node', '../activities/*', '../lib/storage/*', '../lib/model/*'], message: 'Import activities as types only; no I/O libraries in workflows.' },
+          ],
+        },
+      ],
+    },
+  },
+);

@@ -1,0 +1,304 @@
+/**
+ * The one typed configuration of the project: Temporal connection, task queues, activity timeouts and retry
+ * policies, storage and model locations.
+ *
+ * Layers, later wins: built-in defaults → an optional JSON file (`REMEMR1_CONFIG=path`, or `--config`) →
+ * environment variables. Everything is validated at start-up; every bad value is reported at once with the
+ * place it came from (file field or environment variable) and what was expected.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+
+const duration = z
+  .string()
+  .regex(/^\d+(\.\d+)?(ms|s|m|h)$/, 'expected a duration such as "500ms", "30s", "5m" or "1h"');
+
+const retryPolicySchema = z
+  .object({
+    initialInterval: duration,
+    backoffCoefficient: z.number().min(1, 'expected a number ≥ 1'),
+    maximumInterval: duration,
+    /** 0 means unlimited attempts (Temporal's convention). */
+    maximumAttempts: z.number().int().min(0),
+  })
+  .strict();
+
+const activityOptionsSchema = z
+  .object({
+    startToCloseTimeout: duration,
+    /** Long activities heartbeat; a worker that stops heartbeating is presumed dead after this. */
+    heartbeatTimeout: duration.optional(),
+    retry: retryPolicySchema,
+  })
+  .strict();
+
+const hostPort = z
+  .string()
+  .regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'expected host:port, for example 127.0.0.1:7233');
+
+export const configSchema = z
+  .object({
+    temporal: z
+      .object({
+        address: hostPort,
+        namespace: z.string().min(1),
+        /** TLS (required by Temporal Cloud and most production clusters). */
+        tls: z
+          .object({
+            enabled: z.boolean(),
+            serverNameOverride: z.string().optional(),
+            serverRootCACertificateFile: z.string().optional(),
+            clientCertificateFile: z.string().optional(),
+            clientKeyFile: z.string().optional(),
+          })
+          .strict(),
+        /** Temporal Cloud API key; only ever read from the environment (TEMPORAL_API_KEY). */
+        apiKey: z.string().optional(),
+        /** Base URL of the Web UI, used to print links to runs. */
+        uiUrl: z.string().url(),
+      })
+      .strict(),
+    taskQueues: z
+      .object({
+        orchestration: z.string().min(1),
+        inference: z.string().min(1),
+        trainer: z.string().min(1),
+      })
+      .strict(),
+    activities: z
+      .object({
+        /** Light activities: storage reads and writes, dataset paging, scoring. */
+        io: activityOptionsSchema,
+        /** Model activities: one memory step or the final answer. */
+        modelStep: activityOptionsSchema,
+        /** The GRPO update on the trainer queue. */
+        policyUpdate: activityOptionsSchema,
+      })
+      .strict(),
+    storage: z.discriminatedUnion('kind', [
+      z.object({ kind: z.literal('fs'), root: z.string().min(1) }).strict(),
+      z
+        .object({
+          kind: z.literal('s3'),
+          endpoint: z.string().url().optional(),
+          region: z.string().min(1),
+          bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
+          prefix: z.string(),
+          forcePathStyle: z.boolean(),
+        })
+        .strict(),
+    ]),
+    model: z
+      .object({
+        /** A Hugging Face–style model folder (config.json, tokenizer.json, onnx/model.onnx). */
+        path: z.string().min(1),
+        executionProvider: z.enum(['cpu', 'cuda', 'webgpu']),
+        intraOpThreads: z.number().int().min(0),
+        maxBatchSize: z.number().int().min(1).max(256),
+      })
+      .strict(),
+    worker: z
+      .object({
+        /** Concurrent model-step activities per inference worker (they share batched forward passes). */
+        maxConcurrentModelSteps: z.number().int().min(1),
+        maxConcurrentActivities: z.number().int().min(1),
+        maxCachedWorkflows: z.number().int().min(0),
+        shutdownGraceTime: duration,
+      })
+      .strict(),
+    /** Where the local stack (dev server database, MinIO data, installed binaries) lives. */
+    localDir: z.string().min(1),
+  })
+  .strict();
+
+export type RememConfig = z.infer<typeof configSchema>;
+export type ActivityOptionsConfig = z.infer<typeof activityOptionsSchema>;
+export type StorageConfig = RememConfig['storage'];
+
+/** Folder of the project (this file sits at its root, also when compiled into dist/). */
+export const projectRoot = path.basename(__dirname) === 'dist' ? path.dirname(__dirname) : __dirname;
+
+export function defaultConfig(): RememConfig {
+  const localDir = path.join(projectRoot, '.local');
+  return {
+    temporal: {
+      address: '127.0.0.1:7233',
+      namespace: 'default',
+      tls: { enabled: false },
+      uiUrl: 'http://127.0.0.1:8233',
+    },
+    taskQueues: {
+      orchestration: 'rememr1-orchestration',
+      inference: 'rememr1-inference',
+      trainer: 'rememr1-trainer',
+    },
+    activities: {
+      io: {
+        startToCloseTimeout: '2m',
+        retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 0 },
+      },
+      modelStep: {
+        startToCloseTimeout: '30m',
+        heartbeatTimeout: '60s',
+        retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 0 },
+      },
+      policyUpdate: {
+        startToCloseTimeout: '6h',
+        heartbeatTimeout: '5m',
+        retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 0 },
+      },
+    },
+    storage: { kind: 'fs', root: path.join(localDir, 'blobs') },
+    model: {
+      path: path.join(projectRoot, 'models', 'rememr1-tiny'),
+      executionProvider: 'cpu',
+      intraOpThreads: 0,
+      maxBatchSize: 8,
+    },
+    worker: {
+      maxConcurrentModelSteps: 8,
+      maxConcurrentActivities: 32,
+      maxCachedWorkflows: 500,
+      shutdownGraceTime: '30s',
+    },
+    localDir,
+  };
+}
+
+/** Environment variable → config path. One table, so the error messages can name the variable. */
+const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 'string' | 'number' | 'boolean' }> = [
+  { env: 'REMEMR1_TEMPORAL_ADDRESS', path: ['temporal', 'address'], type: 'string' },
+  { env: 'REMEMR1_TEMPORAL_NAMESPACE', path: ['temporal', 'namespace'], type: 'string' },
+  { env: 'REMEMR1_TEMPORAL_TLS', path: ['temporal', 'tls', 'enabled'], type: 'boolean' },
+  { env: 'REMEMR1_TEMPORAL_TLS_SERVER_NAME', path: ['temporal', 'tls', 'serverNameOverride'], type: 'string' },
+  { env: 'REMEMR1_TEMPORAL_TLS_CA', path: ['temporal', 'tls', 'serverRootCACertificateFile'], type: 'string' },
+  { env: 'REMEMR1_TEMPORAL_TLS_CERT', path: ['temporal', 'tls', 'clientCertificateFile'], type: 'string' },
+  { env: 'REMEMR1_TEMPORAL_TLS_KEY', path: ['temporal', 'tls', 'clientKeyFile'], type: 'string' },
+  { env: 'TEMPORAL_API_KEY', path: ['temporal', 'apiKey'], type: 'string' },
+  { env: 'REMEMR1_TEMPORAL_UI_URL', path: ['temporal', 'uiUrl'], type: 'string' },
+  { env: 'REMEMR1_STORAGE', path: ['storage', 'kind'], type: 'string' },
+  { env: 'REMEMR1_STORAGE_ROOT', path: ['storage', 'root'], type: 'string' },
+  { env: 'REMEMR1_S3_ENDPOINT', path: ['storage', 'endpoint'], type: 'string' },
+  { env: 'REMEMR1_S3_REGION', path: ['storage', 'region'], type: 'string' },
+  { env: 'REMEMR1_S3_BUCKET', path: ['storage', 'bucket'], type: 'string' },
+  { env: 'REMEMR1_S3_PREFIX', path: ['storage', 'prefix'], type: 'string' },
+  { env: 'REMEMR1_S3_FORCE_PATH_STYLE', path: ['storage', 'forcePathStyle'], type: 'boolean' },
+  { env: 'REMEMR1_MODEL', path: ['model', 'path'], type: 'string' },
+  { env: 'REMEMR1_EXECUTION_PROVIDER', path: ['model', 'executionProvider'], type: 'string' },
+  { env: 'REMEMR1_INTRA_OP_THREADS', path: ['model', 'intraOpThreads'], type: 'number' },
+  { env: 'REMEMR1_MAX_BATCH_SIZE', path: ['model', 'maxBatchSize'], type: 'number' },
+  { env: 'REMEMR1_MAX_CONCURRENT_MODEL_STEPS', path: ['worker', 'maxConcurrentModelSteps'], type: 'number' },
+  { env: 'REMEMR1_LOCAL_DIR', path: ['localDir'], type: 'string' },
+];
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type JsonObject = { [key: string]: unknown };
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function deepMerge(base: JsonObject, override: JsonObject): JsonObject {
+  const out: JsonObject = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const current = out[key];
+    out[key] = isObject(current) && isObject(value) ? deepMerge(current, value) : value;
+  }
+  return out;
+}
+
+function setPath(target: JsonObject, keys: string[], value: unknown): void {
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    if (!isObject(next)) node[key] = {};
+    node = node[key] as JsonObject;
+  }
+  node[keys[keys.length - 1]] = value;
+}
+
+export interface LoadConfigOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Optional JSON file; defaults to $REMEMR1_CONFIG. */
+  file?: string;
+  /** Highest-precedence overrides, e.g. from command-line flags. */
+  overrides?: JsonObject;
+}
+
+/** Builds, validates and returns the configuration; throws one ConfigError listing every bad value. */
+export function loadConfig(options: LoadConfigOptions = {}): RememConfig {
+  const env = options.env ?? process.env;
+  const problems: string[] = [];
+  const origin = new Map<string, string>();
+  let merged: JsonObject = defaultConfig() as unknown as JsonObject;
+
+  const file = options.file ?? env.REMEMR1_CONFIG;
+  if (file) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (error) {
+      throw new ConfigError([`config file ${file}: ${(error as Error).message}`]);
+    }
+    if (!isObject(parsed)) throw new ConfigError([`config file ${file}: expected a JSON object at the top level`]);
+    merged = deepMerge(merged, parsed);
+  }
+
+  const fromEnv: JsonObject = {};
+  for (const binding of environmentBindings) {
+    const raw = env[binding.env];
+    if (raw === undefined || raw === '') continue;
+    origin.set(binding.path.join('.'), binding.env);
+    if (binding.type === 'number') {
+      const value = Number(raw);
+      if (!Number.isFinite(value)) problems.push(`${binding.env}: expected a number, got "${raw}"`);
+      else setPath(fromEnv, binding.path, value);
+    } else if (binding.type === 'boolean') {
+      if (!/^(true|false|1|0)$/i.test(raw)) problems.push(`${binding.env}: expected true or false, got "${raw}"`);
+      else setPath(fromEnv, binding.path, /^(true|1)$/i.test(raw));
+    } else {
+      setPath(fromEnv, binding.path, raw);
+    }
+  }
+  // Switching storage to S3 from the environment brings S3 defaults for the fields not given.
+  const storageKindFromEnv = (fromEnv.storage as JsonObject | undefined)?.kind;
+  if (storageKindFromEnv === 's3' && (merged.storage as JsonObject).kind !== 's3') {
+    merged.storage = { kind: 's3', region: 'us-east-1', bucket: 'rememr1', prefix: '', forcePathStyle: true };
+  }
+  if (storageKindFromEnv === 'fs' && (merged.storage as JsonObject).kind !== 'fs') {
+    merged.storage = defaultConfig().storage as unknown as JsonObject;
+  }
+  merged = deepMerge(merged, fromEnv);
+  if (options.overrides) merged = deepMerge(merged, options.overrides);
+
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const dotted = issue.path.map(String).join('.');
+      const where = origin.get(dotted) ?? (file ? `${dotted} (from ${file} or defaults)` : dotted);
+      problems.push(`${where}: ${issue.message}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const config = result.data as RememConfig;
+  const tls = config.temporal.tls;
+  for (const [name, value] of [
+    ['REMEMR1_TEMPORAL_TLS_CA', tls.serverRootCACertificateFile],
+    ['REMEMR1_TEMPORAL_TLS_CERT', tls.clientCertificateFile],
+    ['REMEMR1_TEMPORAL_TLS_KEY', tls.clientKeyFile],
+  ] as const) {
+    if (value && !fs.existsSync(value)) problems.push(`${name}: file ${value} does not exist`);
+  }
+  if (Boolean(tls.clientCertificateFile) !== Boolean(tls.clientKeyFile)) {
+    problems.push('REMEMR1_TEMPORAL_TLS_CERT and REMEMR1_TEMPORAL_TLS_KEY must be given together (mutual TLS)');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

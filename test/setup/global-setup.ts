@@ -1,0 +1,37 @@
+/**
+ * Jest global setup: make sure the real servers the tests need are up (a running one is reused), and hand
+ * their addresses to the test workers through the environment. Set REMEMR1_SKIP_STACK=1 to run only
+ * suites that need no server.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadConfig } from '../../temporal.config';
+import { LOCAL_S3_DEFAULTS, stackPaths, startS3, startTemporal } from '../../infra/local-stack';
+import { LOCAL_S3_ADDRESS, localS3Environment } from '../../infra/stack';
+import { testStackStateFile } from './stack-state';
+
+export default async function globalSetup(): Promise<void> {
+  if (process.env.REMEMR1_SKIP_STACK === '1') return;
+  const config = loadConfig();
+  const paths = stackPaths(config.localDir);
+  const log = (message: string): void => console.log(`\n[test stack] ${message}`);
+  const temporal = await startTemporal({
+    paths,
+    address: config.temporal.address,
+    namespace: config.temporal.namespace,
+    ui: false,
+    log,
+  });
+  const s3Env = localS3Environment();
+  const s3 = await startS3({
+    paths,
+    address: LOCAL_S3_ADDRESS,
+    bucket: LOCAL_S3_DEFAULTS.bucket,
+    accessKeyId: s3Env.AWS_ACCESS_KEY_ID,
+    secretAccessKey: s3Env.AWS_SECRET_ACCESS_KEY,
+    log,
+  });
+  Object.assign(process.env, s3Env, { REMEMR1_TEMPORAL_ADDRESS: config.temporal.address });
+  fs.mkdirSync(path.dirname(testStackStateFile(paths)), { recursive: true });
+  fs.writeFileSync(testStackStateFile(paths), JSON.stringify({ temporalStarted: temporal.started, s3Started: s3.started }));
+}
