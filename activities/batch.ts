@@ -1,0 +1,136 @@
+/**
+ * Light batch activities, served by orchestration workers: index a dataset into per-episode inputs and pages,
+ * list a page's unfinished episodes, record failures, and aggregate the summary.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { detectDatasetFormat, readDataset, DatasetFormatError, type RowError } from '../lib/data/dataset';
+import { SummaryBuilder, type BatchSummary } from '../lib/episode/summary';
+import type { EpisodeInputRecord, EpisodeResult } from '../lib/episode/types';
+import {
+  batchIndexKey,
+  batchPageKey,
+  batchRowErrorsKey,
+  batchSummaryKey,
+  episodeFailureKey,
+  episodeInputKey,
+  runFailuresPrefix,
+  runResultKey,
+  runResultsPrefix,
+  type BlobStore,
+} from '../lib/storage';
+import { failFastOnBadInput } from './model';
+
+export interface BatchIndex {
+  rows: number;
+  validRows: number;
+  invalidRows: number;
+  pages: number;
+  pageSize: number;
+}
+
+export interface PageEntry {
+  episodeId: string;
+  rowIndex: number;
+}
+
+/** Stored row errors are capped so a corpus of garbage cannot blow up one object; the count stays exact. */
+const MAX_STORED_ROW_ERRORS = 10_000;
+
+export function episodeIdForRow(rowIndex: number): string {
+  return `row-${String(rowIndex).padStart(9, '0')}`;
+}
+
+export function createBatchActivities(deps: { store: BlobStore }) {
+  const { store } = deps;
+  return {
+    /**
+     * Streams the dataset once: each valid row becomes an episode input, pages of `pageSize` episodes are written
+     * as they fill, bad rows are collected with their row numbers. Idempotent: a finished index is returned as is,
+     * and a retried attempt rewrites the same objects with the same bytes.
+     */
+    async indexDataset(runId: string, datasetKey: string, pageSize: number): Promise<BatchIndex> {
+      return failFastOnBadInput(async () => {
+        if (await store.exists(batchIndexKey(runId))) return store.getJson<BatchIndex>(batchIndexKey(runId));
+        const format = (() => {
+          try {
+            return detectDatasetFormat(datasetKey);
+          } catch (error) {
+            throw ApplicationFailure.nonRetryable((error as Error).message, 'DatasetFormatError');
+          }
+        })();
+        const context = Context.current();
+        const errors: RowError[] = [];
+        let invalidRows = 0;
+        let rows = 0;
+        let page: PageEntry[] = [];
+        let pages = 0;
+        const flush = async (): Promise<void> => {
+          await store.putJson(batchPageKey(runId, pages), page);
+          pages += 1;
+          page = [];
+        };
+        try {
+          for await (const item of readDataset({ stream: () => store.getStream(datasetKey), bytes: () => store.get(datasetKey) }, format)) {
+            rows += 1;
+            if (!item.ok) {
+              invalidRows += 1;
+              if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(item.error);
+              continue;
+            }
+            const episodeId = episodeIdForRow(item.row.rowIndex);
+            const record: EpisodeInputRecord = { id: item.row.id, rowIndex: item.row.rowIndex, question: item.row.question, context: item.row.context, answers: item.row.answers };
+            await store.putJson(episodeInputKey(runId, episodeId), record);
+            page.push({ episodeId, rowIndex: item.row.rowIndex });
+            if (page.length === pageSize) await flush();
+            if (rows % 100 === 0) context.heartbeat(rows);
+          }
+        } catch (error) {
+          if (error instanceof DatasetFormatError) throw ApplicationFailure.nonRetryable(error.message, error.name);
+          throw error;
+        }
+        if (page.length > 0) await flush();
+        await store.putJson(batchRowErrorsKey(runId), { invalidRows, errors, truncated: invalidRows > errors.length });
+        const index: BatchIndex = { rows, validRows: rows - invalidRows, invalidRows, pages, pageSize };
+        await store.putIfAbsent(batchIndexKey(runId), JSON.stringify(index));
+        return index;
+      });
+    },
+
+    /** The page's episodes that have no result row yet (so a rerun recomputes nothing that is done). */
+    async pendingEpisodes(runId: string, page: number): Promise<{ pending: PageEntry[]; finished: number }> {
+      const entries = await store.getJson<PageEntry[]>(batchPageKey(runId, page));
+      const pending: PageEntry[] = [];
+      for (const entry of entries) {
+        if (!(await store.exists(runResultKey(runId, entry.episodeId)))) pending.push(entry);
+      }
+      return { pending, finished: entries.length - pending.length };
+    },
+
+    async recordEpisodeFailure(runId: string, entry: PageEntry, message: string): Promise<void> {
+      await store.putJson(episodeFailureKey(runId, entry.episodeId), { ...entry, message });
+    },
+
+    /** Reads every result row of the run and writes the summary next to them. */
+    async summarizeBatch(runId: string, dataset: string, invalidRows: number): Promise<BatchSummary> {
+      const context = Context.current();
+      const builder = new SummaryBuilder();
+      let read = 0;
+      for await (const key of store.list(runResultsPrefix(runId))) {
+        builder.add(await store.getJson<EpisodeResult>(key));
+        read += 1;
+        if (read % 200 === 0) context.heartbeat(read);
+      }
+      let failedEpisodes = 0;
+      for await (const key of store.list(runFailuresPrefix(runId))) {
+        const episodeId = key.slice(key.lastIndexOf('/') + 1, -'.json'.length);
+        if (!(await store.exists(runResultKey(runId, episodeId)))) failedEpisodes += 1;
+      }
+      const summary = builder.build({ runId, dataset, invalidRows, failedEpisodes });
+      await store.putJson(batchSummaryKey(runId), summary);
+      return summary;
+    },
+  };
+}
+
+export type BatchActivities = ReturnType<typeof createBatchActivities>;

@@ -1,0 +1,276 @@
+/**
+ * `rememr1`: the command line.
+ *
+ *   qa [--dataset FILE]      answer a dataset end to end (embedded default: local Temporal dev server with the UI,
+ *                            filesystem blob store, bundled model, an all-in-one worker in this process)
+ *   worker --role ROLE       run a worker (inference | orchestration | all) to scale out
+ *   status RUN               progress of a batch run
+ *   results RUN [--jsonl]    the summary table (or every result row) of a run
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { SingleBar, Presets } from 'cli-progress';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { startTemporal, stackPaths, temporalAnswers } from '../infra/local-stack';
+import type { BatchSummary } from '../lib/episode/summary';
+import { defaultEpisodeSettings, type EpisodeResult, type EpisodeSettings } from '../lib/episode/types';
+import { batchSummaryKey, createBlobStore, datasetKey, runResultsPrefix, type BlobStore } from '../lib/storage';
+import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
+import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../workflows/batch';
+import { startWorkers, type WorkerRole } from '../workers/worker';
+import { answersTable, summaryTable } from './render';
+
+const DEFAULT_DATASET = path.join(projectRoot, 'examples', 'synthetic-mini.jsonl');
+
+function positiveInt(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError('expected a positive integer');
+  return parsed;
+}
+
+function probability(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed < 0 || parsed > 1) throw new InvalidArgumentError('expected a number from 0 to 1');
+  return parsed;
+}
+
+function nonNegative(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed < 0) throw new InvalidArgumentError('expected a number ≥ 0');
+  return parsed;
+}
+
+export function batchWorkflowId(runId: string): string {
+  return `batch.${runId}`;
+}
+
+export function workflowUiLink(config: RememConfig, workflowId: string): string {
+  return `${config.temporal.uiUrl}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
+async function connectClient(config: RememConfig): Promise<Client> {
+  const connection = await Connection.connect({ address: config.temporal.address, apiKey: config.temporal.apiKey });
+  return new Client({ connection, namespace: config.temporal.namespace });
+}
+
+/** The embedded default: a local dev server (with the UI) is started when nothing answers at the address. */
+async function ensureTemporal(config: RememConfig, ui: boolean): Promise<void> {
+  if (await temporalAnswers(config.temporal.address)) return;
+  await startTemporal({
+    paths: stackPaths(config.localDir),
+    address: config.temporal.address,
+    namespace: config.temporal.namespace,
+    ui,
+    log: (message) => console.log(`[stack] ${message}`),
+  });
+  console.log('[stack] the dev server keeps running after this command (stop it with `npm run stack:stop`)');
+}
+
+/** Uploads the dataset under a content-addressed key, so the same file is stored once and names the same run. */
+async function uploadDataset(store: BlobStore, file: string): Promise<{ key: string; digest: string }> {
+  if (!fs.existsSync(file)) throw new Error(`dataset file ${file} does not exist`);
+  const bytes = fs.readFileSync(file);
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  const key = datasetKey(digest.slice(0, 32), path.basename(file).replace(/[^A-Za-z0-9._-]/g, '_'));
+  await store.putIfAbsent(key, bytes);
+  return { key, digest };
+}
+
+interface QaOptions {
+  dataset: string;
+  runId?: string;
+  mode: EpisodeSettings['mode'];
+  chunkTokens: number;
+  memoryTokens: number;
+  answerTokens: number;
+  temperature: number;
+  topP: number;
+  seed: number;
+  scorer: EpisodeSettings['retrieval']['scorer'];
+  width: number;
+  pageSize: number;
+  stopOnBadRow?: boolean;
+  worker: boolean;
+  ui: boolean;
+  show: number;
+}
+
+async function runQa(options: QaOptions): Promise<void> {
+  const config = loadConfig();
+  await ensureTemporal(config, options.ui);
+  const store = createBlobStore(config.storage);
+  const { key, digest } = await uploadDataset(store, options.dataset);
+  const settings: EpisodeSettings = {
+    ...defaultEpisodeSettings,
+    mode: options.mode,
+    chunkTokens: options.chunkTokens,
+    memoryMaxNewTokens: options.memoryTokens,
+    answerMaxNewTokens: options.answerTokens,
+    temperature: options.temperature,
+    topP: options.topP,
+    seed: options.seed,
+    retrieval: { ...defaultEpisodeSettings.retrieval, scorer: options.scorer },
+  };
+  // Same dataset, model and settings → same run id → a rerun skips every finished episode.
+  const runId =
+    options.runId ??
+    `qa-${createHash('sha256').update(JSON.stringify({ digest, settings, model: path.resolve(config.model.path) })).digest('hex').slice(0, 16)}`;
+  const client = await connectClient(config);
+  const workers = options.worker ? await startWorkers({ role: 'all', config, store }) : undefined;
+  try {
+    const input: BatchQAInput = {
+      runId,
+      datasetKey: key,
+      dataset: path.basename(options.dataset),
+      settings,
+      runtime: { taskQueues: config.taskQueues, activities: config.activities },
+      width: options.width,
+      pageSize: options.pageSize,
+      stopOnBadRow: options.stopOnBadRow ?? false,
+    };
+    const workflowId = batchWorkflowId(runId);
+    let handle: WorkflowHandle<typeof batchQAWorkflow>;
+    try {
+      handle = await client.workflow.start(batchQAWorkflow, {
+        workflowId,
+        taskQueue: config.taskQueues.orchestration,
+        args: [input],
+        staticSummary: `Batch QA over ${input.dataset} (${settings.mode})`,
+      });
+      console.log(`Started batch ${runId}`);
+    } catch (error) {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+      handle = client.workflow.getHandle(workflowId);
+      console.log(`Batch ${runId} is already running; following it`);
+    }
+    console.log(`Temporal UI: ${workflowUiLink(config, workflowId)}`);
+    const summary = await followBatch(handle);
+    console.log(summaryTable(summary));
+    console.log(answersTable(await readResults(store, runId), options.show));
+    console.log(`Run id: ${runId}    UI: ${workflowUiLink(config, workflowId)}`);
+  } finally {
+    await workers?.shutdown();
+    await client.connection.close();
+    await store.close();
+  }
+}
+
+/** Shows a progress bar fed by the batch's progress query until the batch finishes. */
+async function followBatch(handle: WorkflowHandle<typeof batchQAWorkflow>): Promise<BatchSummary> {
+  const interactive = Boolean(process.stdout.isTTY) && !process.env.CI;
+  const bar = new SingleBar({ format: 'episodes {bar} {value}/{total} | page {page}/{pages} | running {running} | failed {failed}', hideCursor: true, noTTYOutput: !interactive, notTTYSchedule: 10_000 }, Presets.shades_classic);
+  let started = false;
+  const poll = setInterval(() => {
+    handle
+      .query(batchProgressQuery)
+      .then((progress) => {
+        const payload = { page: Math.min(progress.page + 1, progress.pages), pages: progress.pages, running: progress.running, failed: progress.failed };
+        if (!started && progress.validRows > 0) {
+          bar.start(progress.validRows, progress.done, payload);
+          started = true;
+        } else if (started) bar.update(progress.done, payload);
+      })
+      .catch(() => undefined); // between continue-as-new runs a query can miss; the next poll catches up
+  }, 1000);
+  try {
+    return await handle.result();
+  } finally {
+    clearInterval(poll);
+    if (started) bar.stop();
+  }
+}
+
+async function readResults(store: BlobStore, runId: string): Promise<EpisodeResult[]> {
+  const results: EpisodeResult[] = [];
+  for await (const key of store.list(runResultsPrefix(runId))) results.push(await store.getJson<EpisodeResult>(key));
+  return results.sort((a, b) => a.rowIndex - b.rowIndex);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('rememr1').description('ReMemR1 memory agents on Temporal').showHelpAfterError();
+
+  program
+    .command('qa')
+    .description('answer every question of a dataset (JSONL, JSON or Parquet) as durable episodes')
+    .option('--dataset <file>', 'dataset file', DEFAULT_DATASET)
+    .option('--run-id <id>', 'run id (default: derived from the dataset, model and settings)')
+    .addOption(new Option('--mode <mode>', 'agent').choices(['rememr1', 'memagent']).default(defaultEpisodeSettings.mode))
+    .option('--chunk-tokens <n>', 'chunk size in tokens', positiveInt, defaultEpisodeSettings.chunkTokens)
+    .option('--memory-tokens <n>', 'max new tokens per memory step', positiveInt, defaultEpisodeSettings.memoryMaxNewTokens)
+    .option('--answer-tokens <n>', 'max new tokens for the answer', positiveInt, defaultEpisodeSettings.answerMaxNewTokens)
+    .option('--temperature <t>', 'sampling temperature (0 = greedy)', nonNegative, defaultEpisodeSettings.temperature)
+    .option('--top-p <p>', 'nucleus sampling', probability, defaultEpisodeSettings.topP)
+    .option('--seed <n>', 'base sampling seed', positiveInt, defaultEpisodeSettings.seed)
+    .addOption(new Option('--scorer <scorer>', 'callback retrieval scorer').choices(['recall', 'tfidf', 'bm25']).default(defaultEpisodeSettings.retrieval.scorer))
+    .option('--width <n>', 'episodes running at once', positiveInt, 8)
+    .option('--page-size <n>', 'episodes per page (one continue-as-new per page)', positiveInt, 100)
+    .option('--stop-on-bad-row', 'fail on the first malformed row instead of reporting and skipping it')
+    .option('--no-worker', 'do not run a worker in this process (workers run elsewhere)')
+    .option('--no-ui', 'start the local dev server without its Web UI')
+    .option('--show <n>', 'answer rows to print', positiveInt, 20)
+    .action((options: QaOptions) => runQa(options));
+
+  program
+    .command('worker')
+    .description('run a worker until SIGINT / SIGTERM')
+    .addOption(new Option('--role <role>', 'what the worker serves').choices(['inference', 'orchestration', 'all']).default('all'))
+    .action(async (options: { role: WorkerRole }) => {
+      const config = loadConfig();
+      const running = await startWorkers({ role: options.role, config });
+      console.log(`${options.role} worker polling ${config.temporal.address}; Ctrl-C stops it gracefully`);
+      await running.done;
+    });
+
+  program
+    .command('status <run>')
+    .description('progress of a batch run')
+    .action(async (runId: string) => {
+      const config = loadConfig();
+      const client = await connectClient(config);
+      try {
+        const handle = client.workflow.getHandle(batchWorkflowId(runId));
+        const description = await handle.describe();
+        console.log(`status: ${description.status.name}`);
+        if (description.status.name === 'RUNNING') console.log(JSON.stringify(await handle.query(batchProgressQuery), null, 2));
+        console.log(`UI: ${workflowUiLink(config, batchWorkflowId(runId))}`);
+      } catch (error) {
+        if (error instanceof WorkflowNotFoundError) throw new Error(`no batch run ${runId} in namespace ${config.temporal.namespace}`);
+        throw error;
+      } finally {
+        await client.connection.close();
+      }
+    });
+
+  program
+    .command('results <run>')
+    .description('the summary of a finished run, or every result row as JSON Lines')
+    .option('--jsonl', 'print every result row as one JSON line')
+    .action(async (runId: string, options: { jsonl?: boolean }) => {
+      const config = loadConfig();
+      const store = createBlobStore(config.storage);
+      try {
+        if (options.jsonl) {
+          for (const result of await readResults(store, runId)) console.log(JSON.stringify(result));
+          return;
+        }
+        if (!(await store.exists(batchSummaryKey(runId)))) throw new Error(`run ${runId} has no summary yet (is it finished? try: rememr1 status ${runId})`);
+        console.log(summaryTable(await store.getJson<BatchSummary>(batchSummaryKey(runId))));
+      } finally {
+        await store.close();
+      }
+    });
+
+  await program.parseAsync(argv);
+}
+
+/** Runs the CLI and turns an error into its message and exit code 1 (no stack trace for user errors). */
+export function runCli(argv: string[]): void {
+  main(argv).catch((error: Error) => {
+    console.error(`rememr1: ${error.message}`);
+    process.exit(1);
+  });
+}
+
+if (require.main === module) runCli(process.argv);

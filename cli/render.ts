@@ -1,0 +1,36 @@
+/** Tables for the terminal. */
+import Table from 'cli-table3';
+import type { BatchSummary } from '../lib/episode/summary';
+import type { EpisodeResult } from '../lib/episode/types';
+
+const percent = (value: number): string => `${(value * 100).toFixed(1)}`;
+
+export function summaryTable(summary: BatchSummary): string {
+  const table = new Table({ head: ['documents', 'episodes', 'scored', 'EM %', 'F1 %', 'sub-EM %'] });
+  for (const row of summary.byDocumentTokens) {
+    table.push([`${row.bucket} tokens`, row.episodes, row.scored, percent(row.exactMatch), percent(row.f1), percent(row.subExactMatch)]);
+  }
+  const o = summary.overall;
+  table.push(['all', o.episodes, o.scored, percent(o.exactMatch), percent(o.f1), percent(o.subExactMatch)]);
+  const notes = [
+    `mean chunks per episode ${summary.meanChunks.toFixed(1)}, callback queries per episode ${summary.recallQueriesPerEpisode.toFixed(2)}`,
+    `malformed rows skipped ${summary.invalidRows}, failed episodes ${summary.failedEpisodes}`,
+  ];
+  return `${table.toString()}\n${notes.join('\n')}`;
+}
+
+export function answersTable(results: EpisodeResult[], limit: number): string {
+  const table = new Table({ head: ['row', 'question', 'answer', 'gold', 'EM', 'F1'], colWidths: [6, 44, 24, 20, 5, 6], wordWrap: true });
+  for (const result of results.slice(0, limit)) {
+    table.push([
+      result.rowIndex,
+      result.question,
+      result.answer ?? '(no \\boxed{})',
+      result.answers.join(' | '),
+      result.scores ? result.scores.exactMatch.toFixed(0) : '-',
+      result.scores ? result.scores.f1.toFixed(2) : '-',
+    ]);
+  }
+  const more = results.length > limit ? `\n… ${results.length - limit} more rows (rememr1 results RUN --jsonl)` : '';
+  return table.toString() + more;
+}

@@ -1,0 +1,289 @@
+/**
+ * The three side-effecting steps of one ReMemR1 episode — prepare, memory step, answer — shared by the
+ * Temporal activities and the plain in-process loop, so both compute exactly the same thing.
+ *
+ * Every step is idempotent: it derives its sampling seed from (settings.seed, episode, step), so a retried
+ * step produces the same text, and it writes its record with put-if-absent, so a step that already finished
+ * (say, just before its worker died) is read back instead of being recomputed or written twice.
+ */
+import { LRUCache } from 'lru-cache';
+import {
+  FIRST_STEP_MEMORY,
+  NOTHING_RECALLED,
+  MemoryHistory,
+  buildFinalPrompt,
+  buildMemoryStepPrompt,
+  exactMatch,
+  f1Score,
+  parseFinalTurn,
+  parseMemoryTurn,
+  parsePromptTemplates,
+  subExactMatch,
+  type PromptTemplates,
+} from '../agent';
+import type { BlobStore } from '../storage';
+import {
+  episodeAnswerKey,
+  episodeChunkKey,
+  episodeChunkManifestKey,
+  episodeInputKey,
+  episodeMemoryKey,
+  runResultKey,
+} from '../storage';
+import type { Policy } from '../model';
+import type {
+  AnswerRecord,
+  ChunkManifest,
+  EpisodeInputRecord,
+  EpisodeRef,
+  EpisodeResult,
+  EpisodeSettings,
+  MemoryStepRecord,
+  MemoryStepSummary,
+} from './types';
+
+/** Bad input that no retry can fix: the activity fails the episode with this message. */
+export class EpisodeInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EpisodeInputError';
+  }
+}
+
+export interface EpisodeStepsDeps {
+  store: BlobStore;
+  policy: Policy;
+  /** How many episodes' retrieval indexes one worker keeps warm. */
+  historyCacheSize?: number;
+  /** Called while a long step runs (activities heartbeat from it). */
+  onProgress?: () => void;
+}
+
+interface CachedHistory {
+  history: MemoryHistory;
+  /** Steps 0..throughStep are in the index. */
+  throughStep: number;
+}
+
+const PREVIEW_CHARS = 240;
+
+export function stepSeed(settings: EpisodeSettings, episodeId: string, step: number | 'final'): string {
+  return `${settings.seed}/${episodeId}/${step}`;
+}
+
+export class EpisodeSteps {
+  private readonly store: BlobStore;
+  private readonly policy: Policy;
+  private readonly histories: LRUCache<string, CachedHistory>;
+  private readonly inputs: LRUCache<string, EpisodeInputRecord>;
+  private readonly onProgress: () => void;
+
+  constructor(deps: EpisodeStepsDeps) {
+    this.store = deps.store;
+    this.policy = deps.policy;
+    this.histories = new LRUCache({ max: deps.historyCacheSize ?? 256 });
+    this.inputs = new LRUCache({ max: 64 });
+    this.onProgress = deps.onProgress ?? (() => undefined);
+  }
+
+  /** Tokenises and chunks the document, storing one blob per chunk and a manifest. */
+  async prepare(ref: EpisodeRef, settings: EpisodeSettings): Promise<ChunkManifest> {
+    const manifestKey = episodeChunkManifestKey(ref.runId, ref.episodeId);
+    if (await this.store.exists(manifestKey)) return this.store.getJson<ChunkManifest>(manifestKey);
+    if (!Number.isInteger(settings.chunkTokens) || settings.chunkTokens < 16) {
+      throw new EpisodeInputError(`chunkTokens must be an integer ≥ 16, got ${settings.chunkTokens}`);
+    }
+    const input = await this.input(ref);
+    const tokens = this.policy.tokenizer.encode(input.context);
+    if (tokens.length === 0) throw new EpisodeInputError(`episode ${ref.episodeId}: the document is empty after tokenisation`);
+    const ranges: Array<[number, number]> = [];
+    for (let start = 0; start < tokens.length; start += settings.chunkTokens) {
+      ranges.push([start, Math.min(tokens.length, start + settings.chunkTokens)]);
+    }
+    const kept = settings.maxChunks > 0 ? ranges.slice(0, settings.maxChunks) : ranges;
+    for (let index = 0; index < kept.length; index += 1) {
+      const [start, end] = kept[index];
+      await this.store.put(episodeChunkKey(ref.runId, ref.episodeId, index), this.policy.tokenizer.decode(tokens.slice(start, end)));
+      if (index % 64 === 63) this.onProgress();
+    }
+    const manifest: ChunkManifest = { chunkCount: kept.length, documentTokens: tokens.length, chunkTokenRanges: kept };
+    // The manifest goes last: its presence means every chunk is stored.
+    await this.store.putIfAbsent(manifestKey, JSON.stringify(manifest));
+    return this.store.getJson<ChunkManifest>(manifestKey);
+  }
+
+  /** Reads chunk `step`, generates, parses, runs the callback query over memories of steps < step. */
+  async memoryStep(ref: EpisodeRef, settings: EpisodeSettings, step: number): Promise<MemoryStepSummary> {
+    const key = episodeMemoryKey(ref.runId, ref.episodeId, step);
+    if (await this.store.exists(key)) return summarise(await this.store.getJson<MemoryStepRecord>(key));
+
+    const input = await this.input(ref);
+    const previous = step > 0 ? await this.store.getJson<MemoryStepRecord>(episodeMemoryKey(ref.runId, ref.episodeId, step - 1)) : null;
+    const chunk = new TextDecoder().decode(await this.store.get(episodeChunkKey(ref.runId, ref.episodeId, step)));
+    const previousMemory = previous?.memory ?? FIRST_STEP_MEMORY;
+    const prompt = buildMemoryStepPrompt({
+      question: input.question,
+      recalled: previous && previous.recalled.length > 0 ? previous.recalled.map((entry) => entry.text).join('\n') : NOTHING_RECALLED,
+      memory: previousMemory,
+      chunk,
+      mode: settings.mode,
+      templates: this.templates(settings),
+    });
+    const generated = await this.policy.generate({
+      prompt: [{ role: 'user', content: prompt }],
+      maxNewTokens: settings.memoryMaxNewTokens,
+      temperature: settings.temperature,
+      topP: settings.topP,
+      topK: settings.topK,
+      seed: stepSeed(settings, ref.episodeId, step),
+    });
+    this.onProgress();
+    const parsed = parseMemoryTurn(generated.text, settings.mode, previousMemory);
+    const recallQuery = settings.mode === 'rememr1' ? parsed.recallQuery : null;
+    const recalled =
+      recallQuery === null
+        ? []
+        : (await this.historyBefore(ref, step)).recallForStep(step, recallQuery, settings.retrieval);
+    const record: MemoryStepRecord = {
+      step,
+      memory: parsed.memory,
+      recallQuery,
+      recalled,
+      formatValid: parsed.formatValid,
+      issues: parsed.issues,
+      response: generated.text,
+      tokenIds: generated.tokenIds,
+      logProbs: generated.logProbs,
+      promptTokens: generated.promptTokens,
+      finishReason: generated.finishReason,
+    };
+    const stored = (await this.store.putIfAbsent(key, JSON.stringify(record))) ? record : await this.store.getJson<MemoryStepRecord>(key);
+    this.remember(ref, stored);
+    return summarise(stored);
+  }
+
+  /** The final turn: answer from the last memory, score against the gold answers, write the result row. */
+  async answer(ref: EpisodeRef, settings: EpisodeSettings, chunkCount: number): Promise<EpisodeResult> {
+    const resultKey = runResultKey(ref.runId, ref.episodeId);
+    if (await this.store.exists(resultKey)) return this.store.getJson<EpisodeResult>(resultKey);
+    const input = await this.input(ref);
+    const answerKey = episodeAnswerKey(ref.runId, ref.episodeId);
+    let answer: AnswerRecord;
+    if (await this.store.exists(answerKey)) {
+      answer = await this.store.getJson<AnswerRecord>(answerKey);
+    } else {
+      const last = await this.store.getJson<MemoryStepRecord>(episodeMemoryKey(ref.runId, ref.episodeId, chunkCount - 1));
+      const prompt = buildFinalPrompt({
+        question: input.question,
+        recalled: last.recalled.length > 0 ? last.recalled.map((entry) => entry.text).join('\n') : NOTHING_RECALLED,
+        memory: last.memory,
+        mode: settings.mode,
+        templates: this.templates(settings),
+      });
+      const generated = await this.policy.generate({
+        prompt: [{ role: 'user', content: prompt }],
+        maxNewTokens: settings.answerMaxNewTokens,
+        temperature: settings.temperature,
+        topP: settings.topP,
+        topK: settings.topK,
+        seed: stepSeed(settings, ref.episodeId, 'final'),
+      });
+      const parsed = parseFinalTurn(generated.text);
+      answer = {
+        response: generated.text,
+        answer: parsed.answer,
+        formatValid: parsed.formatValid,
+        tokenIds: generated.tokenIds,
+        logProbs: generated.logProbs,
+        promptTokens: generated.promptTokens,
+      };
+      if (!(await this.store.putIfAbsent(answerKey, JSON.stringify(answer)))) answer = await this.store.getJson<AnswerRecord>(answerKey);
+    }
+    const steps = await this.readRecords(ref, chunkCount);
+    const manifest = await this.store.getJson<ChunkManifest>(episodeChunkManifestKey(ref.runId, ref.episodeId));
+    const prediction = answer.answer ?? '';
+    const result: EpisodeResult = {
+      ...ref,
+      rowIndex: input.rowIndex,
+      question: input.question,
+      answer: answer.answer,
+      answers: input.answers,
+      scores:
+        input.answers.length === 0
+          ? null
+          : {
+              exactMatch: exactMatch(prediction, input.answers),
+              f1: f1Score(prediction, input.answers),
+              subExactMatch: subExactMatch(prediction, input.answers),
+            },
+      chunkCount,
+      documentTokens: manifest.documentTokens,
+      formatValidSteps: steps.filter((record) => record.formatValid).length,
+      recallQueries: steps.filter((record) => record.recallQuery !== null).length,
+    };
+    if (!(await this.store.putIfAbsent(resultKey, JSON.stringify(result)))) return this.store.getJson<EpisodeResult>(resultKey);
+    this.histories.delete(historyKey(ref));
+    return result;
+  }
+
+  private async input(ref: EpisodeRef): Promise<EpisodeInputRecord> {
+    const key = episodeInputKey(ref.runId, ref.episodeId);
+    const cached = this.inputs.get(key);
+    if (cached) return cached;
+    const input = await this.store.getJson<EpisodeInputRecord>(key);
+    this.inputs.set(key, input);
+    return input;
+  }
+
+  private templates(settings: EpisodeSettings): PromptTemplates | undefined {
+    return settings.promptTemplates ? parsePromptTemplates(settings.promptTemplates) : undefined;
+  }
+
+  private async readRecords(ref: EpisodeRef, count: number): Promise<MemoryStepRecord[]> {
+    const records: MemoryStepRecord[] = [];
+    for (let step = 0; step < count; step += 1) {
+      records.push(await this.store.getJson<MemoryStepRecord>(episodeMemoryKey(ref.runId, ref.episodeId, step)));
+    }
+    return records;
+  }
+
+  /**
+   * The memory history of steps < `step`. Kept warm per episode in this worker; a worker that picks up an
+   * episode mid-way (another worker died, or continue-as-new moved it) rebuilds it once from the stored records.
+   */
+  private async historyBefore(ref: EpisodeRef, step: number): Promise<MemoryHistory> {
+    const cached = this.histories.get(historyKey(ref));
+    if (cached && cached.throughStep === step - 1) return cached.history;
+    const history = new MemoryHistory();
+    for (const record of await this.readRecords(ref, step)) history.add(record.step, record.memory);
+    this.histories.set(historyKey(ref), { history, throughStep: step - 1 });
+    return history;
+  }
+
+  private remember(ref: EpisodeRef, record: MemoryStepRecord): void {
+    const cached = this.histories.get(historyKey(ref));
+    if (cached && cached.throughStep === record.step - 1) {
+      cached.history.add(record.step, record.memory);
+      cached.throughStep = record.step;
+    } else if (record.step === 0) {
+      const history = new MemoryHistory();
+      history.add(0, record.memory);
+      this.histories.set(historyKey(ref), { history, throughStep: 0 });
+    }
+  }
+}
+
+function historyKey(ref: EpisodeRef): string {
+  return `${ref.runId}/${ref.episodeId}`;
+}
+
+function summarise(record: MemoryStepRecord): MemoryStepSummary {
+  return {
+    step: record.step,
+    memoryPreview: record.memory.length > PREVIEW_CHARS ? `${record.memory.slice(0, PREVIEW_CHARS)}…` : record.memory,
+    recallQuery: record.recallQuery,
+    recalledStep: record.recalled.length > 0 ? record.recalled[0].step : null,
+    formatValid: record.formatValid,
+    generatedTokens: record.tokenIds.length,
+  };
+}

@@ -1,0 +1,64 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ConfigError, defaultConfig, loadConfig } from '../../temporal.config';
+
+describe('configuration', () => {
+  it('is valid with nothing set: the embedded default', () => {
+    const config = loadConfig({ env: {} });
+    expect(config).toEqual(defaultConfig());
+    expect(config.storage.kind).toBe('fs');
+    expect(config.temporal.address).toBe('127.0.0.1:7233');
+  });
+
+  it('takes environment variables over a file over defaults', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'config-')), 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ temporal: { namespace: 'from-file', address: 'file:7233' }, model: { maxBatchSize: 4 } }));
+    const config = loadConfig({ env: { REMEMR1_CONFIG: file, REMEMR1_TEMPORAL_ADDRESS: 'env-host:7000', REMEMR1_TASK_QUEUE_INFERENCE: 'gpu-a100' } });
+    expect(config.temporal).toMatchObject({ address: 'env-host:7000', namespace: 'from-file' });
+    expect(config.model.maxBatchSize).toBe(4);
+    expect(config.taskQueues.inference).toBe('gpu-a100');
+  });
+
+  it('switches to S3 storage from the environment with sensible defaults', () => {
+    const config = loadConfig({ env: { REMEMR1_STORAGE: 's3', REMEMR1_S3_ENDPOINT: 'http://127.0.0.1:9000', REMEMR1_S3_BUCKET: 'corpus-qa' } });
+    expect(config.storage).toEqual({ kind: 's3', endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', bucket: 'corpus-qa', prefix: '', forcePathStyle: true });
+  });
+
+  it('reports every bad value at once, naming the variable and what was expected', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        env: {
+          REMEMR1_TEMPORAL_ADDRESS: 'no-port',
+          REMEMR1_MAX_BATCH_SIZE: 'eight',
+          REMEMR1_EXECUTION_PROVIDER: 'tpu',
+          REMEMR1_TEMPORAL_TLS: 'maybe',
+        },
+      });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    expect(problems).toContain('REMEMR1_MAX_BATCH_SIZE: expected a number, got "eight"');
+    expect(problems).toContain('REMEMR1_TEMPORAL_TLS: expected true or false, got "maybe"');
+    expect(problems).toContain('REMEMR1_TEMPORAL_ADDRESS: expected host:port');
+    expect(problems).toMatch(/REMEMR1_EXECUTION_PROVIDER: .*"cpu"\|"cuda"\|"webgpu"/);
+    expect((error as ConfigError).problems).toHaveLength(4);
+  });
+
+  it('rejects unknown fields and bad durations in a config file', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'config-')), 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ activities: { modelStep: { startToCloseTimeout: 'ten minutes' } }, colour: 'blue' }));
+    expect(() => loadConfig({ env: { REMEMR1_CONFIG: file } })).toThrow(/activities\.modelStep\.startToCloseTimeout[^\n]*duration[\s\S]*colour/);
+    fs.writeFileSync(file, '{ not json');
+    expect(() => loadConfig({ env: { REMEMR1_CONFIG: file } })).toThrow(/config file .*config\.json/);
+  });
+
+  it('requires TLS client certificate and key together, and existing files', () => {
+    expect(() => loadConfig({ env: { REMEMR1_TEMPORAL_TLS: 'true', REMEMR1_TEMPORAL_TLS_CERT: '/nonexistent/cert.pem' } })).toThrow(
+      /REMEMR1_TEMPORAL_TLS_CERT: file \/nonexistent\/cert.pem does not exist[\s\S]*must be given together/,
+    );
+  });
+});

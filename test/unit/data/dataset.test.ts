@@ -1,0 +1,115 @@
+import { Readable } from 'node:stream';
+import { parquetWriteBuffer } from 'hyparquet-writer';
+import {
+  DatasetFormatError,
+  detectDatasetFormat,
+  readDataset,
+  validateRow,
+  type DatasetItem,
+  type DatasetSource,
+} from '../../../lib/data/dataset';
+import { generateSyntheticRows, toJsonLines } from '../../../lib/data/synthetic';
+
+function sourceOf(text: string | Uint8Array): DatasetSource {
+  const bytes = typeof text === 'string' ? new TextEncoder().encode(text) : text;
+  return { stream: async () => Readable.from([Buffer.from(bytes)]), bytes: async () => bytes };
+}
+
+async function collect(items: AsyncIterable<DatasetItem>): Promise<DatasetItem[]> {
+  const out: DatasetItem[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+describe('dataset rows', () => {
+  it('accepts the MemAgent shape and the HotpotQA single answer', () => {
+    expect(validateRow({ question: 'Q?', context: 'doc', answers: ['a', ' b '] }, 3)).toEqual({
+      ok: true,
+      row: { rowIndex: 3, id: 'row-3', question: 'Q?', context: 'doc', answers: ['a', 'b'] },
+    });
+    expect(validateRow({ _id: 'x1', question: 'Q?', context: 'doc', answer: 'yes' }, 0)).toMatchObject({ ok: true, row: { id: 'x1', answers: ['yes'] } });
+  });
+
+  it('names what is wrong with a bad row', () => {
+    expect(validateRow([1, 2], 0)).toMatchObject({ ok: false, error: { rowIndex: 0, reason: expect.stringContaining('JSON object') } });
+    expect(validateRow({ question: '  ', context: 'doc', answers: [] }, 1)).toMatchObject({ ok: false, error: { reason: expect.stringContaining('"question" is empty') } });
+    expect(validateRow({ question: 'Q', context: ' \n ', answers: [] }, 2)).toMatchObject({ ok: false, error: { reason: expect.stringContaining('document ("context") is empty') } });
+    expect(validateRow({ question: 'Q', context: 42 }, 3)).toMatchObject({ ok: false, error: { reason: expect.stringContaining('"context" must be a string') } });
+    expect(validateRow({ question: 'x'.repeat(20_000), context: 'd' }, 4)).toMatchObject({ ok: false, error: { reason: expect.stringContaining('longer than') } });
+  });
+
+  it('tells formats from file names, and refuses unknown ones', () => {
+    expect(detectDatasetFormat('a/b.JSONL')).toBe('jsonl');
+    expect(detectDatasetFormat('b.json')).toBe('json');
+    expect(detectDatasetFormat('b.parquet')).toBe('parquet');
+    expect(() => detectDatasetFormat('b.csv')).toThrow(DatasetFormatError);
+  });
+});
+
+describe('dataset readers', () => {
+  const good = { question: 'Who?', context: 'Document 1: Ann wrote it.', answers: ['Ann'] };
+
+  it('streams JSON Lines, reporting malformed lines with their row numbers and going on', async () => {
+    const text = [JSON.stringify(good), '{not json', '', JSON.stringify({ ...good, context: '' }), JSON.stringify(good)].join('\n');
+    const items = await collect(readDataset(sourceOf(text), 'jsonl'));
+    expect(items.map((item) => (item.ok ? `ok:${item.row.rowIndex}` : `bad:${item.error.rowIndex}`))).toEqual(['ok:0', 'bad:1', 'bad:3', 'ok:4']);
+  });
+
+  it('streams a JSON array element by element', async () => {
+    const items = await collect(readDataset(sourceOf(JSON.stringify([good, { question: 1 }, good])), 'json'));
+    expect(items.map((item) => item.ok)).toEqual([true, false, true]);
+    expect(items[2]).toMatchObject({ ok: true, row: { rowIndex: 2 } });
+  });
+
+  it('fails a JSON file that is not an array of rows with a DatasetFormatError', async () => {
+    await expect(collect(readDataset(sourceOf('{"question": "x"'), 'json'))).rejects.toThrow(DatasetFormatError);
+  });
+
+  it('reads Parquet across row groups', async () => {
+    const buffer = parquetWriteBuffer({
+      columnData: [
+        { name: 'question', data: ['Q0', 'Q1', 'Q2'], type: 'STRING' },
+        { name: 'context', data: ['doc zero', '', 'doc two'], type: 'STRING' },
+        { name: 'answer', data: ['a0', 'a1', 'a2'], type: 'STRING' },
+      ],
+      rowGroupSize: 2,
+    });
+    const items = await collect(readDataset(sourceOf(new Uint8Array(buffer)), 'parquet'));
+    expect(items).toEqual([
+      { ok: true, row: { rowIndex: 0, id: 'row-0', question: 'Q0', context: 'doc zero', answers: ['a0'] } },
+      { ok: false, error: { rowIndex: 1, reason: 'the document ("context") is empty' } },
+      { ok: true, row: { rowIndex: 2, id: 'row-2', question: 'Q2', context: 'doc two', answers: ['a2'] } },
+    ]);
+  });
+
+  it('rejects bytes that are not Parquet with a DatasetFormatError', async () => {
+    await expect(collect(readDataset(sourceOf('not parquet at all'), 'parquet'))).rejects.toThrow(DatasetFormatError);
+  });
+});
+
+describe('synthetic benchmark', () => {
+  it('is reproducible and puts every evidence fact in the document', () => {
+    const a = generateSyntheticRows({ seed: 7, questions: 3, documentsPerQuestion: 12, hops: 2 });
+    const b = generateSyntheticRows({ seed: 7, questions: 3, documentsPerQuestion: 12, hops: 2 });
+    expect(toJsonLines(a)).toBe(toJsonLines(b));
+    expect(toJsonLines(generateSyntheticRows({ seed: 8, questions: 3 }))).not.toBe(toJsonLines(a));
+    for (const row of a) {
+      expect(row.context.match(/^Document \d+:/gm)).toHaveLength(12);
+      expect(row.context).toContain(`was born in ${row.answers[0]}.`);
+    }
+  });
+
+  it('honours the evidence order and minimum gap', () => {
+    for (const evidenceOrder of ['forward', 'reverse'] as const) {
+      for (const row of generateSyntheticRows({ seed: 3, questions: 5, documentsPerQuestion: 20, minEvidenceGap: 6, evidenceOrder })) {
+        const documents = row.context.split('\n\n');
+        const founder = /founder of (.+) born\?/.exec(row.question)![1];
+        const first = documents.findIndex((doc) => doc.toLowerCase().includes(`${founder.toLowerCase()} was founded by`));
+        const person = /was founded by ([A-Za-z]+ [A-Za-z]+)\./.exec(documents[first])![1];
+        const second = documents.findIndex((doc) => doc.includes(`${person} was born in`));
+        expect(Math.abs(second - first)).toBeGreaterThan(6);
+        expect(second > first).toBe(evidenceOrder === 'forward');
+      }
+    }
+  });
+});

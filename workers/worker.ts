@@ -1,0 +1,128 @@
+/**
+ * Building and running workers. One kind per role:
+ *  - inference: the model activities (prepare, memory step, answer) on the inference task queue; loads the policy once
+ *    and lets concurrent activities share batched forward passes;
+ *  - orchestration: the workflows and the light batch activities on the orchestration task queue;
+ *  - all: both in one process (the embedded default).
+ * Scale-out = more processes of a role, on more machines, against one Temporal cluster and one blob store.
+ */
+import * as fs from 'node:fs';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import { createBatchActivities } from '../activities/batch';
+import { createModelActivities } from '../activities/model';
+import { loadPolicy, type Policy } from '../lib/model';
+import { createBlobStore, type BlobStore } from '../lib/storage';
+import type { RememConfig } from '../temporal.config';
+
+export type WorkerRole = 'inference' | 'orchestration' | 'all';
+
+export async function connectWorker(config: RememConfig): Promise<NativeConnection> {
+  const { tls } = config.temporal;
+  return NativeConnection.connect({
+    address: config.temporal.address,
+    apiKey: config.temporal.apiKey,
+    tls: tls.enabled
+      ? {
+          serverNameOverride: tls.serverNameOverride,
+          serverRootCACertificate: tls.serverRootCACertificateFile ? fs.readFileSync(tls.serverRootCACertificateFile) : undefined,
+          clientCertPair:
+            tls.clientCertificateFile && tls.clientKeyFile
+              ? { crt: fs.readFileSync(tls.clientCertificateFile), key: fs.readFileSync(tls.clientKeyFile) }
+              : undefined,
+        }
+      : undefined,
+  });
+}
+
+let cachedBundle: Promise<WorkflowBundle> | undefined;
+
+/** The workflow bundle, built once per process (bundling takes seconds; every worker can share it). */
+export function workflowBundle(): Promise<WorkflowBundle> {
+  cachedBundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quietBundlerLogger });
+  return cachedBundle;
+}
+
+const quietBundlerLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (message: string) => console.warn(message),
+  error: (message: string) => console.error(message),
+};
+
+export interface RunningWorkers {
+  workers: Worker[];
+  store: BlobStore;
+  policy?: Policy;
+  /** Resolves when every worker has stopped (after `shutdown()` or a fatal error). */
+  done: Promise<void>;
+  /** Graceful: stop polling, let in-flight tasks finish within the configured grace time, then release everything. */
+  shutdown(): Promise<void>;
+}
+
+export interface StartWorkersOptions {
+  role: WorkerRole;
+  config: RememConfig;
+  connection?: NativeConnection;
+  /** Reuse an already loaded policy (tests, benchmarks); otherwise the configured model folder is loaded. */
+  policy?: Policy;
+  store?: BlobStore;
+}
+
+export async function startWorkers(options: StartWorkersOptions): Promise<RunningWorkers> {
+  const { config, role } = options;
+  const connection = options.connection ?? (await connectWorker(config));
+  const store = options.store ?? createBlobStore(config.storage);
+  const workers: Worker[] = [];
+  let policy: Policy | undefined = options.policy;
+  if (role === 'inference' || role === 'all') {
+    policy ??= await loadPolicy(config.model.path, {
+      executionProvider: config.model.executionProvider,
+      intraOpThreads: config.model.intraOpThreads,
+      maxBatchSize: config.model.maxBatchSize,
+    });
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: config.temporal.namespace,
+        taskQueue: config.taskQueues.inference,
+        activities: createModelActivities({ store, policy }),
+        maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentModelSteps,
+        shutdownGraceTime: config.worker.shutdownGraceTime as `${number}s`,
+      }),
+    );
+  }
+  if (role === 'orchestration' || role === 'all') {
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: config.temporal.namespace,
+        taskQueue: config.taskQueues.orchestration,
+        workflowBundle: await workflowBundle(),
+        activities: createBatchActivities({ store }),
+        maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+        maxCachedWorkflows: config.worker.maxCachedWorkflows,
+        shutdownGraceTime: config.worker.shutdownGraceTime as `${number}s`,
+      }),
+    );
+  }
+  const ownsConnection = options.connection === undefined;
+  const ownsPolicy = options.policy === undefined;
+  const ownsStore = options.store === undefined;
+  const done = Promise.all(workers.map((worker) => worker.run())).then(async () => {
+    if (ownsPolicy) await policy?.dispose();
+    if (ownsStore) await store.close();
+    if (ownsConnection) await connection.close();
+  });
+  return {
+    workers,
+    store,
+    policy,
+    done,
+    async shutdown() {
+      for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done;
+    },
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * Batch QA over a dataset in the blob store: index it once into pages of episode inputs, run each page's
+ * episodes as child workflows in a sliding window of bounded width, continue as new after each page (so the
+ * history stays bounded however large the corpus), then aggregate the summary.
+ *
+ * Child workflow ids are derived from the run id and the row number, and finished episodes (those with a
+ * result row) are skipped, so starting the same batch again recomputes nothing that is done.
+ */
+import {
+  ApplicationFailure,
+  ParentClosePolicy,
+  WorkflowExecutionAlreadyStartedError,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  executeChild,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { BatchActivities, BatchIndex, PageEntry } from '../activities/batch';
+import type { BatchSummary } from '../lib/episode/summary';
+import type { EpisodeSettings } from '../lib/episode/types';
+import { searchAttributes } from '../lib/temporal/search-attributes';
+import { episodeWorkflow } from './episode';
+import { activityOptions, type WorkflowRuntime } from './options';
+
+export interface BatchQAInput {
+  runId: string;
+  /** Blob key of the dataset file (.jsonl, .json or .parquet). */
+  datasetKey: string;
+  /** Human name of the dataset, for search and the summary. */
+  dataset: string;
+  settings: EpisodeSettings;
+  runtime: WorkflowRuntime;
+  /** Episodes running at once. */
+  width: number;
+  /** Episodes per page (one continue-as-new per page). */
+  pageSize: number;
+  /** Fail the batch on the first malformed row instead of reporting it and going on. */
+  stopOnBadRow: boolean;
+  /** Carried across continue-as-new. */
+  state?: { index: BatchIndex; page: number; done: number; failed: number; skipped: number };
+}
+
+export interface BatchProgress {
+  status: 'indexing' | 'running' | 'summarising' | 'done';
+  rows: number;
+  validRows: number;
+  invalidRows: number;
+  page: number;
+  pages: number;
+  /** Episodes with a result row (including ones finished by an earlier run of the same batch). */
+  done: number;
+  failed: number;
+  running: number;
+}
+
+export const batchProgressQuery = defineQuery<BatchProgress>('progress');
+
+export async function batchQAWorkflow(input: BatchQAInput): Promise<BatchSummary> {
+  const io = proxyActivities<BatchActivities>(activityOptions(input.runtime.activities.io, input.runtime.taskQueues.orchestration));
+  const progress: BatchProgress = {
+    status: 'indexing',
+    rows: input.state?.index.rows ?? 0,
+    validRows: input.state?.index.validRows ?? 0,
+    invalidRows: input.state?.index.invalidRows ?? 0,
+    page: input.state?.page ?? 0,
+    pages: input.state?.index.pages ?? 0,
+    done: input.state?.done ?? 0,
+    failed: input.state?.failed ?? 0,
+    running: 0,
+  };
+  setHandler(batchProgressQuery, () => progress);
+  upsertSearchAttributes([
+    { key: searchAttributes.kind, value: 'batch' },
+    { key: searchAttributes.runId, value: input.runId },
+    { key: searchAttributes.dataset, value: input.dataset },
+    { key: searchAttributes.status, value: progress.status },
+  ]);
+
+  const index = input.state?.index ?? (await io.indexDataset(input.runId, input.datasetKey, input.pageSize));
+  Object.assign(progress, { rows: index.rows, validRows: index.validRows, invalidRows: index.invalidRows, pages: index.pages });
+  if (input.stopOnBadRow && index.invalidRows > 0) {
+    throw ApplicationFailure.nonRetryable(
+      `${index.invalidRows} malformed row(s) in ${input.dataset}; see the run's row-errors.json (or run without --stop-on-bad-row to skip them)`,
+      'MalformedDataset',
+    );
+  }
+
+  if (progress.page < index.pages) {
+    progress.status = 'running';
+    upsertSearchAttributes([{ key: searchAttributes.status, value: progress.status }]);
+    await runPage(input, io, progress.page, progress);
+    if (progress.page + 1 < index.pages) {
+      await condition(allHandlersFinished);
+      return continueAsNew<typeof batchQAWorkflow>({
+        ...input,
+        state: { index, page: progress.page + 1, done: progress.done, failed: progress.failed, skipped: 0 },
+      });
+    }
+  }
+
+  progress.status = 'summarising';
+  upsertSearchAttributes([{ key: searchAttributes.status, value: progress.status }]);
+  const summary = await io.summarizeBatch(input.runId, input.dataset, index.invalidRows);
+  progress.status = 'done';
+  upsertSearchAttributes([{ key: searchAttributes.status, value: progress.status }]);
+  setCurrentDetails(`**Done**: ${summary.overall.episodes} episodes, EM ${summary.overall.exactMatch.toFixed(3)}, F1 ${summary.overall.f1.toFixed(3)}`);
+  return summary;
+}
+
+/** Runs one page's unfinished episodes, at most `width` at a time. */
+async function runPage(input: BatchQAInput, io: ReturnType<typeof proxyActivities<BatchActivities>>, page: number, progress: BatchProgress): Promise<void> {
+  const { pending, finished } = await io.pendingEpisodes(input.runId, page);
+  progress.done += finished;
+  const running = new Set<Promise<void>>();
+  const describe = (): void =>
+    setCurrentDetails(
+      `**Page ${page + 1} of ${progress.pages}**: ${progress.done} of ${progress.validRows} episodes done, ${progress.running} running, ${progress.failed} failed, ${progress.invalidRows} malformed rows skipped`,
+    );
+  const runOne = async (entry: PageEntry): Promise<void> => {
+    progress.running += 1;
+    try {
+      await executeChild(episodeWorkflow, {
+        workflowId: `${input.runId}.${entry.episodeId}`,
+        taskQueue: input.runtime.taskQueues.orchestration,
+        parentClosePolicy: ParentClosePolicy.TERMINATE,
+        staticSummary: `Episode for row ${entry.rowIndex} of ${input.dataset}`,
+        args: [{ runId: input.runId, episodeId: entry.episodeId, settings: input.settings, runtime: input.runtime, dataset: input.dataset }],
+      });
+      progress.done += 1;
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) {
+        // An earlier run of this batch left this episode running; it writes its own result row.
+        return;
+      }
+      progress.failed += 1;
+      await io.recordEpisodeFailure(input.runId, entry, error instanceof Error ? describeFailure(error) : String(error));
+    } finally {
+      progress.running -= 1;
+      describe();
+    }
+  };
+  for (const entry of pending) {
+    while (running.size >= input.width) await Promise.race(running);
+    const task: Promise<void> = runOne(entry).finally(() => running.delete(task));
+    running.add(task);
+  }
+  await Promise.all(running);
+}
+
+/** The innermost cause's message: a child failure wraps an activity failure wraps the application error. */
+function describeFailure(error: Error): string {
+  let current: Error | undefined = error;
+  const messages: string[] = [];
+  while (current) {
+    if (current.message) messages.push(current.message);
+    current = (current as Error & { cause?: Error }).cause;
+  }
+  return messages[messages.length - 1] ?? error.name;
+}

@@ -1,0 +1,112 @@
+/**
+ * One ReMemR1 episode: prepare (chunk the document) → one `memoryStep` activity per chunk → `answerEpisode`.
+ *
+ * Only references and small values live in workflow state; memories, chunks and token ids stay in the blob
+ * store. When Temporal suggests it, the workflow continues as new from the next step, so a document of millions
+ * of tokens keeps a bounded history.
+ */
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ModelActivities } from '../activities/model';
+import type { EpisodeRef, EpisodeResult, EpisodeSettings } from '../lib/episode/types';
+import { searchAttributes } from '../lib/temporal/search-attributes';
+import { activityOptions, type WorkflowRuntime } from './options';
+
+export interface EpisodeWorkflowInput extends EpisodeRef {
+  settings: EpisodeSettings;
+  runtime: WorkflowRuntime;
+  dataset?: string;
+  /** Set by continue-as-new: where the previous run of this workflow stopped. */
+  resume?: { nextStep: number; chunkCount: number; documentTokens: number; recallQueries: number };
+}
+
+export interface EpisodeProgress {
+  status: 'preparing' | 'reading' | 'answering' | 'done';
+  chunksDone: number;
+  chunksTotal: number;
+  documentTokens: number;
+  lastMemory: string;
+  lastRecallQuery: string | null;
+  recallQueries: number;
+}
+
+export const episodeProgressQuery = defineQuery<EpisodeProgress>('progress');
+
+export async function episodeWorkflow(input: EpisodeWorkflowInput): Promise<EpisodeResult> {
+  const ref: EpisodeRef = { runId: input.runId, episodeId: input.episodeId };
+  const model = proxyActivities<ModelActivities>(
+    activityOptions(input.runtime.activities.modelStep, input.runtime.taskQueues.inference),
+  );
+  const progress: EpisodeProgress = {
+    status: 'preparing',
+    chunksDone: input.resume?.nextStep ?? 0,
+    chunksTotal: input.resume?.chunkCount ?? 0,
+    documentTokens: input.resume?.documentTokens ?? 0,
+    lastMemory: '',
+    lastRecallQuery: null,
+    recallQueries: input.resume?.recallQueries ?? 0,
+  };
+  setHandler(episodeProgressQuery, () => progress);
+  upsertSearchAttributes([
+    { key: searchAttributes.kind, value: 'episode' },
+    { key: searchAttributes.runId, value: input.runId },
+    { key: searchAttributes.status, value: progress.status },
+    ...(input.dataset ? [{ key: searchAttributes.dataset, value: input.dataset }] : []),
+  ]);
+
+  let { chunkCount, documentTokens } = input.resume ?? { chunkCount: 0, documentTokens: 0 };
+  if (!input.resume) {
+    const manifest = await model.prepareEpisode(ref, input.settings);
+    chunkCount = manifest.chunkCount;
+    documentTokens = manifest.documentTokens;
+  }
+  Object.assign(progress, { status: 'reading', chunksTotal: chunkCount, documentTokens });
+  upsertSearchAttributes([
+    { key: searchAttributes.status, value: progress.status },
+    { key: searchAttributes.chunksTotal, value: chunkCount },
+    { key: searchAttributes.documentTokens, value: documentTokens },
+  ]);
+
+  for (let step = input.resume?.nextStep ?? 0; step < chunkCount; step += 1) {
+    if (workflowInfo().continueAsNewSuggested) {
+      await condition(allHandlersFinished);
+      return continueAsNew<typeof episodeWorkflow>({
+        ...input,
+        resume: { nextStep: step, chunkCount, documentTokens, recallQueries: progress.recallQueries },
+      });
+    }
+    const summary = await model.memoryStep(ref, input.settings, step);
+    progress.chunksDone = step + 1;
+    progress.lastMemory = summary.memoryPreview;
+    progress.lastRecallQuery = summary.recallQuery;
+    if (summary.recallQuery !== null) progress.recallQueries += 1;
+    upsertSearchAttributes([{ key: searchAttributes.chunksDone, value: progress.chunksDone }]);
+    setCurrentDetails(describeProgress(progress));
+  }
+
+  progress.status = 'answering';
+  upsertSearchAttributes([{ key: searchAttributes.status, value: progress.status }]);
+  const result = await model.answerEpisode(ref, input.settings, chunkCount);
+  progress.status = 'done';
+  upsertSearchAttributes([{ key: searchAttributes.status, value: progress.status }]);
+  return result;
+}
+
+/** Markdown for the Temporal UI's "current details" panel. */
+function describeProgress(progress: EpisodeProgress): string {
+  const quote = (text: string): string => text.replace(/\s+/g, ' ').trim() || '(empty)';
+  return [
+    `**Chunk ${progress.chunksDone} of ${progress.chunksTotal}** (${progress.documentTokens} document tokens, ${progress.recallQueries} callback queries so far)`,
+    `Memory: ${quote(progress.lastMemory)}`,
+    `Callback query: ${progress.lastRecallQuery === null ? 'none' : quote(progress.lastRecallQuery)}`,
+  ].join('\n\n');
+}

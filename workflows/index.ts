@@ -1,0 +1,3 @@
+/** The workflow bundle's entry point: every workflow the workers register. Deterministic code only. */
+export { episodeWorkflow, episodeProgressQuery } from './episode';
+export { batchQAWorkflow, batchProgressQuery } from './batch';
