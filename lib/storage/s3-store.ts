@@ -1,0 +1,328 @@
+/**
+ * Blob store on S3 or any S3-compatible server (MinIO). A single PUT is atomic in S3, so readers never
+ * see half an object; putIfAbsent is a conditional PUT (`If-None-Match: *`).
+ */
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Readable } from 'node:stream';
+import {
+  AbstractBlobStore,
+  BlobNotFoundError,
+  BlobStoreConfigError,
+  BlobStoreUnavailableError,
+  bodyBytes,
+  keyProblem,
+  validateKey,
+  validatePrefix,
+  type BlobBody,
+  type PutOptions,
+} from './blob-store';
+
+export interface S3BlobStoreConfig {
+  /** Server URL, e.g. http://127.0.0.1:9000 for MinIO; omit for AWS S3. */
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  /** Folder inside the bucket that holds this store's keys ('' or omitted: the bucket root). */
+  prefix?: string;
+  /** Path-style URLs (http://host/bucket/key), which MinIO needs; defaults to true when `endpoint` is set. */
+  forcePathStyle?: boolean;
+  /** Both or neither; when omitted the standard AWS chain applies (AWS_ACCESS_KEY_ID, profiles, roles). */
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  /** Give up connecting after this long (default 5 s): a stopped server fails fast instead of hanging. */
+  connectTimeoutMs?: number;
+  /** Abort a request whose socket stays silent this long (default 30 s). */
+  idleTimeoutMs?: number;
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+// AWS answers 409 ConditionalRequestConflict while another conditional write to the key is in flight.
+const MAX_CONDITIONAL_ATTEMPTS = 5;
+
+const NETWORK_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+const CREDENTIAL_ERROR_NAMES = new Set([
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'AccessDenied',
+  'InvalidToken',
+  'ExpiredToken',
+]);
+
+interface SdkError {
+  name?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+export class S3BlobStore extends AbstractBlobStore {
+  readonly bucket: string;
+  /** Normalised to '' or a path ending in '/'. */
+  readonly prefix: string;
+  private readonly client: S3Client;
+  private readonly where: string;
+  private bucketChecked: Promise<void> | undefined;
+
+  constructor(config: S3BlobStoreConfig) {
+    super();
+    const describe = (field: string, value: unknown) => `S3 blob store: ${field} ${JSON.stringify(value)}`;
+    if (typeof config.bucket !== 'string' || config.bucket.trim() === '') {
+      throw new BlobStoreConfigError(
+        `${describe('bucket', config.bucket)} is empty; name an existing bucket`,
+      );
+    }
+    if (typeof config.region !== 'string' || config.region.trim() === '') {
+      throw new BlobStoreConfigError(`${describe('region', config.region)} is empty; e.g. us-east-1`);
+    }
+    if (config.endpoint !== undefined && !/^https?:\/\/[^/]+/.test(config.endpoint)) {
+      throw new BlobStoreConfigError(
+        `${describe('endpoint', config.endpoint)} is not a URL; expected e.g. http://127.0.0.1:9000`,
+      );
+    }
+    if ((config.accessKeyId === undefined) !== (config.secretAccessKey === undefined)) {
+      throw new BlobStoreConfigError(
+        'S3 blob store: give both accessKeyId and secretAccessKey, or neither to use the AWS environment',
+      );
+    }
+    const prefix = (config.prefix ?? '').replace(/\/+$/, '');
+    const prefixProblem = prefix === '' ? undefined : keyProblem(prefix);
+    if (prefixProblem !== undefined) {
+      throw new BlobStoreConfigError(`${describe('prefix', config.prefix)} ${prefixProblem}`);
+    }
+    this.bucket = config.bucket;
+    this.prefix = prefix === '' ? '' : `${prefix}/`;
+    this.where = `bucket '${config.bucket}' at ${config.endpoint ?? `AWS S3 (${config.region})`}`;
+
+    const clientConfig: S3ClientConfig = {
+      region: config.region,
+      endpoint: config.endpoint,
+      forcePathStyle: config.forcePathStyle ?? config.endpoint !== undefined,
+      requestHandler: {
+        connectionTimeout: config.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        socketTimeout: config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      },
+    };
+    if (config.accessKeyId !== undefined && config.secretAccessKey !== undefined) {
+      clientConfig.credentials = { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey };
+    }
+    this.client = new S3Client(clientConfig);
+  }
+
+  override toString(): string {
+    return `S3 blob store in ${this.where}${this.prefix === '' ? '' : ` under '${this.prefix}'`}`;
+  }
+
+  /** Fails with one clear error when the bucket is missing, the credentials are wrong or S3 is down. */
+  async checkAccess(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (error) {
+      // HEAD responses have no body, so a missing bucket arrives as a bare 404 / 403.
+      const status = (error as SdkError).$metadata?.httpStatusCode;
+      if (status === 404) throw this.translate({ name: 'NoSuchBucket' });
+      if (status === 403) throw this.translate({ name: 'AccessDenied' });
+      throw this.translate(error);
+    }
+  }
+
+  async put(key: string, body: BlobBody, opts: PutOptions = {}): Promise<void> {
+    validateKey(key);
+    try {
+      await this.client.send(this.putCommand(key, body, opts, false));
+    } catch (error) {
+      throw this.translate(error, key);
+    }
+  }
+
+  async putIfAbsent(key: string, body: BlobBody, opts: PutOptions = {}): Promise<boolean> {
+    validateKey(key);
+    // If the SDK retries after a lost response to a PUT that did land, the retry sees 412 and this
+    // returns false although the stored body is ours: callers needing certainty compare the content.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.client.send(this.putCommand(key, body, opts, true));
+        return true;
+      } catch (error) {
+        const { name, $metadata } = error as SdkError;
+        if (name === 'PreconditionFailed' || $metadata?.httpStatusCode === 412) return false;
+        const conflict = name === 'ConditionalRequestConflict' || $metadata?.httpStatusCode === 409;
+        if (conflict && attempt < MAX_CONDITIONAL_ATTEMPTS) {
+          await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
+          continue;
+        }
+        throw this.translate(error, key);
+      }
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array> {
+    const body = await this.openBody(key);
+    try {
+      return await body.transformToByteArray();
+    } catch (error) {
+      throw this.translate(error, key);
+    }
+  }
+
+  async getStream(key: string): Promise<Readable> {
+    const body = await this.openBody(key);
+    if (!(body instanceof Readable)) {
+      throw new Error(`S3 client returned a ${body.constructor.name} body, expected a Node Readable`);
+    }
+    return body;
+  }
+
+  async exists(key: string): Promise<boolean> {
+    validateKey(key);
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      return true;
+    } catch (error) {
+      if ((error as SdkError).$metadata?.httpStatusCode !== 404) throw this.translate(error, key);
+    }
+    // A missing bucket also answers HEAD with a bare 404: tell the two apart once per store.
+    await this.ensureBucket();
+    return false;
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+    } catch (error) {
+      throw this.translate(error, key);
+    }
+  }
+
+  list(prefix: string): AsyncIterable<string> {
+    validatePrefix(prefix);
+    return this.listPages(prefix);
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  private async *listPages(prefix: string): AsyncGenerator<string> {
+    let continuationToken: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.prefix + prefix,
+            ContinuationToken: continuationToken,
+          }),
+        );
+      } catch (error) {
+        throw this.translate(error);
+      }
+      // S3 returns each page in UTF-8 byte order, and pages follow one another in that order.
+      for (const object of page.Contents ?? []) {
+        if (object.Key !== undefined) yield object.Key.slice(this.prefix.length);
+      }
+      continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (continuationToken !== undefined);
+  }
+
+  private putCommand(key: string, body: BlobBody, opts: PutOptions, onlyIfAbsent: boolean): PutObjectCommand {
+    const defaultType = typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream';
+    return new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: this.prefix + key,
+      Body: bodyBytes(body),
+      ContentType: opts.contentType ?? defaultType,
+      IfNoneMatch: onlyIfAbsent ? '*' : undefined,
+    });
+  }
+
+  private async openBody(key: string) {
+    validateKey(key);
+    try {
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
+      );
+      if (response.Body === undefined)
+        throw new Error(`S3 returned no body for key '${key}' in ${this.where}`);
+      return response.Body;
+    } catch (error) {
+      throw this.translate(error, key);
+    }
+  }
+
+  private async ensureBucket(): Promise<void> {
+    this.bucketChecked ??= this.checkAccess().catch((error: unknown) => {
+      this.bucketChecked = undefined;
+      throw error;
+    });
+    await this.bucketChecked;
+  }
+
+  /** Maps SDK errors to the store's errors; anything unrecognised is rethrown unchanged. */
+  private translate(error: unknown, key?: string): unknown {
+    const { name = '', code, message, $metadata } = (error ?? {}) as SdkError;
+    const status = $metadata?.httpStatusCode;
+    if ((name === 'NoSuchKey' || (name === 'NotFound' && status === 404)) && key !== undefined) {
+      return new BlobNotFoundError(key, this.toString());
+    }
+    if (name === 'NoSuchBucket') {
+      return new BlobStoreConfigError(
+        `${this.where} does not exist: create it (the local stack does) or set the right bucket name`,
+        { cause: error },
+      );
+    }
+    if (name === 'CredentialsProviderError') {
+      return new BlobStoreConfigError(
+        `no AWS credentials found for ${this.where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
+        { cause: error },
+      );
+    }
+    if (CREDENTIAL_ERROR_NAMES.has(name)) {
+      return new BlobStoreConfigError(
+        `${this.where} refused the credentials (${name}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
+        { cause: error },
+      );
+    }
+    // Errors from another JS realm (e.g. a test sandbox) reach us re-wrapped by the SDK with only a
+    // message left, so the code is also looked for in the text.
+    const networkCode =
+      code !== undefined && NETWORK_ERROR_CODES.has(code)
+        ? code
+        : [...NETWORK_ERROR_CODES].find((candidate) => message?.includes(candidate));
+    if (networkCode !== undefined || name === 'TimeoutError' || name === 'RequestTimeout') {
+      return new BlobStoreUnavailableError(
+        `cannot reach ${this.where} (${networkCode ?? name}): is the S3 server running? ` +
+          (message ?? '').replace(/^AWS SDK error wrapper for /, ''),
+        error,
+      );
+    }
+    if (status !== undefined && (status >= 500 || status === 429)) {
+      return new BlobStoreUnavailableError(
+        `${this.where} failed transiently (HTTP ${status} ${name})`,
+        error,
+      );
+    }
+    return error;
+  }
+}
