@@ -1,0 +1,126 @@
+/**
+ * Answer metrics, one definition for training rewards and evaluation.
+ *
+ * Normalisation (the SQuAD/HotpotQA one, on the shared word tokenizer of text.ts): lower-case, delete
+ * punctuation and symbols, drop the articles a/an/the, fold white space. Every metric is the maximum
+ * over the gold answers. F1 follows the HotpotQA evaluation: when the normalised prediction or gold is
+ * "yes", "no" or "noanswer" and the two differ, F1 is 0 (no partial credit for "no" against "yes").
+ * Sub-EM is 1 when the normalised gold is a substring of the normalised prediction or the reverse, as
+ * in the released evaluation (character level, so "1" is in "1990"); an empty prediction scores 0.
+ * A null prediction (no answer found) scores 0 everywhere.
+ */
+
+import { MetricInputError } from './errors';
+import { ARTICLES, tokenizeWords } from './text';
+
+/** The normalised words of an answer: the tokenizer's words without the articles. */
+function answerWords(text: string): string[] {
+  return tokenizeWords(text).filter((word) => !ARTICLES.has(word));
+}
+
+/** The standard answer normalisation: lower-case, no punctuation, no articles, single spaces. */
+export function normalizeAnswer(text: string): string {
+  return answerWords(text).join(' ');
+}
+
+/** Throws unless `golds` is a non-empty array of strings. */
+export function checkGoldAnswers(golds: readonly string[]): void {
+  if (!Array.isArray(golds) || golds.length === 0) {
+    throw new MetricInputError('at least one gold answer is needed to score a prediction');
+  }
+  golds.forEach((gold, index) => {
+    if (typeof gold !== 'string')
+      throw new MetricInputError(`gold answer ${index} must be a string, got ${typeof gold}`);
+  });
+}
+
+function maxOverGolds(golds: readonly string[], score: (gold: string) => number): number {
+  checkGoldAnswers(golds);
+  let best = 0;
+  for (const gold of golds) best = Math.max(best, score(gold));
+  return best;
+}
+
+/** 1 when the normalised prediction equals a normalised gold answer, else 0. */
+export function exactMatch(prediction: string | null, golds: readonly string[]): number {
+  return maxOverGolds(golds, (gold) =>
+    prediction !== null && normalizeAnswer(prediction) === normalizeAnswer(gold) ? 1 : 0,
+  );
+}
+
+const YES_NO_NOANSWER = new Set(['yes', 'no', 'noanswer']);
+
+function f1Against(prediction: string, gold: string): number {
+  const predictionWords = answerWords(prediction);
+  const goldWords = answerWords(gold);
+  const normalisedPrediction = predictionWords.join(' ');
+  const normalisedGold = goldWords.join(' ');
+  if (
+    (YES_NO_NOANSWER.has(normalisedPrediction) || YES_NO_NOANSWER.has(normalisedGold)) &&
+    normalisedPrediction !== normalisedGold
+  ) {
+    return 0;
+  }
+  const goldCounts = new Map<string, number>();
+  for (const word of goldWords) goldCounts.set(word, (goldCounts.get(word) ?? 0) + 1);
+  let common = 0;
+  for (const word of predictionWords) {
+    const left = goldCounts.get(word) ?? 0;
+    if (left > 0) {
+      common += 1;
+      goldCounts.set(word, left - 1);
+    }
+  }
+  if (common === 0) return 0;
+  const precision = common / predictionWords.length;
+  const recall = common / goldWords.length;
+  return (2 * precision * recall) / (precision + recall);
+}
+
+/** Word-level F1 (bag of words, HotpotQA yes/no rule), maximum over the gold answers. */
+export function f1Score(prediction: string | null, golds: readonly string[]): number {
+  return maxOverGolds(golds, (gold) => (prediction === null ? 0 : f1Against(prediction, gold)));
+}
+
+/** 1 when a normalised gold contains the normalised prediction or the reverse (non-empty prediction). */
+export function subExactMatch(prediction: string | null, golds: readonly string[]): number {
+  const normalisedPrediction = prediction === null ? '' : normalizeAnswer(prediction);
+  return maxOverGolds(golds, (gold) => {
+    if (normalisedPrediction === '') return 0;
+    const normalisedGold = normalizeAnswer(gold);
+    return normalisedGold.includes(normalisedPrediction) || normalisedPrediction.includes(normalisedGold)
+      ? 1
+      : 0;
+  });
+}
+
+export interface AnswerScores {
+  exactMatch: number;
+  f1: number;
+  subExactMatch: number;
+}
+
+/** The three evaluation metrics of one prediction. */
+export function scoreAnswer(prediction: string | null, golds: readonly string[]): AnswerScores {
+  return {
+    exactMatch: exactMatch(prediction, golds),
+    f1: f1Score(prediction, golds),
+    subExactMatch: subExactMatch(prediction, golds),
+  };
+}
+
+/**
+ * Answer recall of a text: the fraction of a gold answer's distinct normalised words that occur as
+ * words of the text (case-insensitive, whole words, articles ignored), maximum over the gold answers.
+ * A gold answer without words (say "—") counts 0. A null text scores 0.
+ */
+export function answerRecall(text: string | null, golds: readonly string[]): number {
+  const words = new Set(text === null ? [] : tokenizeWords(text));
+  return maxOverGolds(golds, (gold) => {
+    const goldWords = new Set(answerWords(gold));
+    if (goldWords.size === 0) return 0;
+    let found = 0;
+    for (const word of goldWords) if (words.has(word)) found += 1;
+    return found / goldWords.size;
+  });
+}
