@@ -1,7 +1,8 @@
 /** Jest runs TypeScript through SWC (types are checked separately by `npm run typecheck`). */
 /** @type {import('jest').Config} */
 module.exports = {
-  testEnvironment: 'node',
+  // The node environment, with the process's typed arrays shared so onnxruntime-node's outputs pass instanceof.
+  testEnvironment: '<rootDir>/test/setup/shared-typed-arrays-environment.ts',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: {

@@ -278,6 +278,14 @@ export function loadConfig(options: LoadConfigOptions = {}): RememConfig {
   if (storageKindFromEnv === 'fs' && (merged.storage as JsonObject).kind !== 'fs') {
     merged.storage = defaultConfig().storage as unknown as JsonObject;
   }
+  // S3 variables only matter for S3 storage, and the root only for the filesystem: a machine may well have
+  // REMEMR1_S3_* set while a run uses local storage.
+  const storageFromEnv = fromEnv.storage as JsonObject | undefined;
+  if (storageFromEnv) {
+    const kind = (merged.storage as JsonObject).kind;
+    const irrelevant = kind === 's3' ? ['root'] : ['endpoint', 'region', 'bucket', 'prefix', 'forcePathStyle'];
+    for (const key of irrelevant) delete storageFromEnv[key];
+  }
   merged = deepMerge(merged, fromEnv);
   if (options.overrides) merged = deepMerge(merged, options.overrides);
 

@@ -7,7 +7,7 @@
  * Scale-out = more processes of a role, on more machines, against one Temporal cluster and one blob store.
  */
 import * as fs from 'node:fs';
-import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel, type WorkflowBundle } from '@temporalio/worker';
 import { createBatchActivities } from '../activities/batch';
 import { createModelActivities } from '../activities/model';
 import { loadPolicy, type Policy } from '../lib/model';
@@ -16,7 +16,24 @@ import type { RememConfig } from '../temporal.config';
 
 export type WorkerRole = 'inference' | 'orchestration' | 'all';
 
+let runtimeInstalled = false;
+
+/** Installs Temporal's runtime once per process, logging at REMEMR1_LOG_LEVEL (default INFO). */
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const level = (process.env.REMEMR1_LOG_LEVEL ?? 'INFO').toUpperCase();
+  const levels: LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
+  if (!levels.includes(level as LogLevel)) throw new Error(`REMEMR1_LOG_LEVEL must be one of ${levels.join(', ')}, got "${level}"`);
+  try {
+    Runtime.install({ logger: new DefaultLogger(level as LogLevel) });
+  } catch {
+    // Already installed by the embedding program (its settings win).
+  }
+}
+
 export async function connectWorker(config: RememConfig): Promise<NativeConnection> {
+  installRuntime();
   const { tls } = config.temporal;
   return NativeConnection.connect({
     address: config.temporal.address,
@@ -72,6 +89,7 @@ export interface StartWorkersOptions {
 
 export async function startWorkers(options: StartWorkersOptions): Promise<RunningWorkers> {
   const { config, role } = options;
+  installRuntime();
   const connection = options.connection ?? (await connectWorker(config));
   const store = options.store ?? createBlobStore(config.storage);
   const workers: Worker[] = [];
@@ -79,7 +97,8 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   if (role === 'inference' || role === 'all') {
     policy ??= await loadPolicy(config.model.path, {
       executionProvider: config.model.executionProvider,
-      intraOpThreads: config.model.intraOpThreads,
+      // 0 in the configuration = let ONNX Runtime choose.
+      intraOpThreads: config.model.intraOpThreads > 0 ? config.model.intraOpThreads : undefined,
       maxBatchSize: config.model.maxBatchSize,
     });
     workers.push(

@@ -9,7 +9,6 @@
 import {
   ApplicationFailure,
   ParentClosePolicy,
-  WorkflowExecutionAlreadyStartedError,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -20,6 +19,7 @@ import {
   setHandler,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { BatchActivities, BatchIndex, PageEntry } from '../activities/batch';
 import type { BatchSummary } from '../lib/episode/summary';
 import type { EpisodeSettings } from '../lib/episode/types';

@@ -15,7 +15,8 @@ export function activityOptions(policy: ActivityOptionsConfig, taskQueue: string
       initialInterval: policy.retry.initialInterval as Duration,
       backoffCoefficient: policy.retry.backoffCoefficient,
       maximumInterval: policy.retry.maximumInterval as Duration,
-      maximumAttempts: policy.retry.maximumAttempts,
+      // The configuration uses Temporal's 0 = unlimited; the TypeScript SDK spells that as no value.
+      maximumAttempts: policy.retry.maximumAttempts === 0 ? undefined : policy.retry.maximumAttempts,
     },
   };
 }

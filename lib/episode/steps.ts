@@ -8,13 +8,12 @@
  */
 import { LRUCache } from 'lru-cache';
 import {
-  FIRST_STEP_MEMORY,
-  NOTHING_RECALLED,
   MemoryHistory,
   buildFinalPrompt,
   buildMemoryStepPrompt,
   exactMatch,
   f1Score,
+  formatRecalled,
   parseFinalTurn,
   parseMemoryTurn,
   parsePromptTemplates,
@@ -120,10 +119,10 @@ export class EpisodeSteps {
     const input = await this.input(ref);
     const previous = step > 0 ? await this.store.getJson<MemoryStepRecord>(episodeMemoryKey(ref.runId, ref.episodeId, step - 1)) : null;
     const chunk = new TextDecoder().decode(await this.store.get(episodeChunkKey(ref.runId, ref.episodeId, step)));
-    const previousMemory = previous?.memory ?? FIRST_STEP_MEMORY;
+    const previousMemory = previous?.memory ?? null;
     const prompt = buildMemoryStepPrompt({
       question: input.question,
-      recalled: previous && previous.recalled.length > 0 ? previous.recalled.map((entry) => entry.text).join('\n') : NOTHING_RECALLED,
+      recalled: settings.mode === 'rememr1' ? formatRecalled(previous?.recalled ?? []) : null,
       memory: previousMemory,
       chunk,
       mode: settings.mode,
@@ -175,7 +174,7 @@ export class EpisodeSteps {
       const last = await this.store.getJson<MemoryStepRecord>(episodeMemoryKey(ref.runId, ref.episodeId, chunkCount - 1));
       const prompt = buildFinalPrompt({
         question: input.question,
-        recalled: last.recalled.length > 0 ? last.recalled.map((entry) => entry.text).join('\n') : NOTHING_RECALLED,
+        recalled: settings.mode === 'rememr1' ? formatRecalled(last.recalled) : null,
         memory: last.memory,
         mode: settings.mode,
         templates: this.templates(settings),
@@ -255,7 +254,7 @@ export class EpisodeSteps {
     const cached = this.histories.get(historyKey(ref));
     if (cached && cached.throughStep === step - 1) return cached.history;
     const history = new MemoryHistory();
-    for (const record of await this.readRecords(ref, step)) history.add(record.step, record.memory);
+    for (const record of await this.readRecords(ref, step)) addToHistory(history, record);
     this.histories.set(historyKey(ref), { history, throughStep: step - 1 });
     return history;
   }
@@ -263,24 +262,33 @@ export class EpisodeSteps {
   private remember(ref: EpisodeRef, record: MemoryStepRecord): void {
     const cached = this.histories.get(historyKey(ref));
     if (cached && cached.throughStep === record.step - 1) {
-      cached.history.add(record.step, record.memory);
+      addToHistory(cached.history, record);
       cached.throughStep = record.step;
     } else if (record.step === 0) {
       const history = new MemoryHistory();
-      history.add(0, record.memory);
+      addToHistory(history, record);
       this.histories.set(historyKey(ref), { history, throughStep: 0 });
     }
   }
+}
+
+/** A step whose turn was invalid before any memory existed has no memory to remember. */
+function addToHistory(history: MemoryHistory, record: MemoryStepRecord): void {
+  if (record.memory !== null) history.add(record.step, record.memory);
 }
 
 function historyKey(ref: EpisodeRef): string {
   return `${ref.runId}/${ref.episodeId}`;
 }
 
+function preview(text: string): string {
+  return text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}…` : text;
+}
+
 function summarise(record: MemoryStepRecord): MemoryStepSummary {
   return {
     step: record.step,
-    memoryPreview: record.memory.length > PREVIEW_CHARS ? `${record.memory.slice(0, PREVIEW_CHARS)}…` : record.memory,
+    memoryPreview: preview(record.memory ?? ''),
     recallQuery: record.recallQuery,
     recalledStep: record.recalled.length > 0 ? record.recalled[0].step : null,
     formatValid: record.formatValid,

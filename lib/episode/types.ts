@@ -63,8 +63,8 @@ export interface ChunkManifest {
 /** One memory step as stored at runs/{run}/episodes/{episode}/memory/{step}.json. */
 export interface MemoryStepRecord {
   step: number;
-  /** m_t: the memory after this step. */
-  memory: string;
+  /** m_t: the memory after this step (an invalid turn keeps m_(t-1); null only if no memory exists yet). */
+  memory: string | null;
   /** q_t: the callback query written at this step, if any. */
   recallQuery: string | null;
   /** What q_t retrieved from memories of steps < t; shown to the model at step t + 1. */

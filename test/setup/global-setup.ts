@@ -11,6 +11,9 @@ import { LOCAL_S3_ADDRESS, localS3Environment } from '../../infra/stack';
 import { testStackStateFile } from './stack-state';
 
 export default async function globalSetup(): Promise<void> {
+  // Quiet test output: warnings and errors only from workers; no AWS SDK notice about future Node versions.
+  process.env.REMEMR1_LOG_LEVEL ??= 'WARN';
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   if (process.env.REMEMR1_SKIP_STACK === '1') return;
   const config = loadConfig();
   const paths = stackPaths(config.localDir);

@@ -62,3 +62,10 @@ describe('configuration', () => {
     );
   });
 });
+
+describe('configuration with S3 variables present', () => {
+  it('ignores them while storage is the filesystem', () => {
+    const config = loadConfig({ env: { REMEMR1_S3_ENDPOINT: 'http://127.0.0.1:9000', REMEMR1_S3_BUCKET: 'b' } });
+    expect(config.storage).toEqual(defaultConfig().storage);
+  });
+});

@@ -1,0 +1,68 @@
+/** Worker processes started from code (fault tests, benchmarks): tsx's loader in one Node process, so a kill -9 hits the worker itself. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import type { RememConfig } from '../temporal.config';
+import { projectRoot } from '../temporal.config';
+import type { WorkerRole } from './worker';
+
+const entryPoints: Record<WorkerRole, string> = {
+  inference: 'workers/inference.ts',
+  orchestration: 'workers/orchestration.ts',
+  all: 'workers/all-in-one.ts',
+};
+
+/** The environment that points a worker process at the same servers, queues, storage and model as `config`. */
+export function workerEnvironment(config: RememConfig): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    REMEMR1_TEMPORAL_ADDRESS: config.temporal.address,
+    REMEMR1_TEMPORAL_NAMESPACE: config.temporal.namespace,
+    REMEMR1_TASK_QUEUE_ORCHESTRATION: config.taskQueues.orchestration,
+    REMEMR1_TASK_QUEUE_INFERENCE: config.taskQueues.inference,
+    REMEMR1_MODEL: config.model.path,
+    REMEMR1_STORAGE: config.storage.kind,
+  };
+  if (config.storage.kind === 'fs') env.REMEMR1_STORAGE_ROOT = config.storage.root;
+  else {
+    env.REMEMR1_S3_ENDPOINT = config.storage.endpoint;
+    env.REMEMR1_S3_BUCKET = config.storage.bucket;
+    env.REMEMR1_S3_PREFIX = config.storage.prefix;
+  }
+  return env;
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves once the worker says it is polling. */
+  ready: Promise<void>;
+  exited: Promise<number | null>;
+}
+
+export function startWorkerProcess(role: WorkerRole, config: RememConfig): WorkerProcess {
+  const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(projectRoot, entryPoints[role])], {
+    cwd: projectRoot,
+    env: workerEnvironment(config),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const ready = new Promise<void>((resolve, reject) => {
+    const onData = (data: Buffer): void => {
+      output += data.toString();
+      if (output.includes('worker polling')) resolve();
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    void exited.then((code) => reject(new Error(`worker process exited (${code}) before polling:\n${output}`)));
+    setTimeout(() => reject(new Error(`worker process not polling after 90s:\n${output}`)), 90_000).unref();
+  });
+  return { child, output: () => output, ready, exited };
+}
+
+/** SIGKILL: no chance to finish or hand back anything, as when a machine dies. */
+export async function killHard(worker: WorkerProcess): Promise<void> {
+  if (worker.child.exitCode !== null || worker.child.signalCode !== null) return;
+  worker.child.kill('SIGKILL');
+  await worker.exited;
+}
