@@ -28,6 +28,7 @@ interface Options {
   episodes: number;
   memoryTokens: number;
   skipThroughput?: boolean;
+  concurrency: number;
   throughputEpisodes: number;
 }
 
@@ -44,7 +45,10 @@ function benchConfig(tag: string): RememConfig {
 async function orchestrationTax(options: Options): Promise<void> {
   const config = benchConfig('tax');
   const store = createBlobStore(config.storage);
-  const policy = await loadPolicy(config.model.path, { maxBatchSize: config.model.maxBatchSize });
+  const policy = await loadPolicy(config.model.path, {
+    maxBatchSize: config.model.maxBatchSize,
+    intraOpThreads: config.model.intraOpThreads > 0 ? config.model.intraOpThreads : undefined,
+  });
   const settings: EpisodeSettings = { ...defaultEpisodeSettings, chunkTokens: 256, memoryMaxNewTokens: options.memoryTokens, answerMaxNewTokens: 16 };
   const rows = generateSyntheticRows({ seed: 99, questions: options.episodes + 1, documentsPerQuestion: 8, wordsPerDocument: 40 });
   const inputs: EpisodeInputRecord[] = rows.map((row) => ({ id: row.id, rowIndex: row.rowIndex, question: row.question, context: row.context, answers: row.answers }));
@@ -53,51 +57,68 @@ async function orchestrationTax(options: Options): Promise<void> {
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const steps = new EpisodeSteps({ store, policy });
 
-  const inProcess = async (runId: string, index: number): Promise<{ ms: number; steps: number; result: EpisodeResult }> => {
+  const inProcess = async (runId: string, index: number): Promise<{ steps: number; result: EpisodeResult }> => {
     const ref = { runId, episodeId: `episode-${index}` };
     await store.putJson(episodeInputKey(ref.runId, ref.episodeId), inputs[index]);
-    const started = performance.now();
     const manifest = await steps.prepare(ref, settings);
     for (let step = 0; step < manifest.chunkCount; step += 1) await steps.memoryStep(ref, settings, step);
     const result = await steps.answer(ref, settings, manifest.chunkCount);
-    return { ms: performance.now() - started, steps: manifest.chunkCount + 2, result };
+    return { steps: manifest.chunkCount + 2, result };
   };
-  const throughTemporal = async (runId: string, index: number): Promise<{ ms: number; result: EpisodeResult }> => {
+  const throughTemporal = async (runId: string, index: number): Promise<{ result: EpisodeResult }> => {
     const ref = { runId, episodeId: `episode-${index}` };
     await store.putJson(episodeInputKey(ref.runId, ref.episodeId), inputs[index]);
-    const started = performance.now();
     const result = await client.workflow.execute(episodeWorkflow, {
       workflowId: `${runId}.${ref.episodeId}`,
       taskQueue: config.taskQueues.orchestration,
       args: [{ ...ref, settings, runtime: { taskQueues: config.taskQueues, activities: config.activities } }],
     });
-    return { ms: performance.now() - started, result };
+    return { result };
   };
+
+  /** Runs episodes [0, n) `concurrency` at a time on one path; the wall time and the results in order. */
+  const runAll = async (
+    path: (runId: string, index: number) => Promise<{ result: EpisodeResult; steps?: number }>,
+    runId: string,
+    concurrency: number,
+  ): Promise<{ ms: number; results: EpisodeResult[]; steps: number }> => {
+    const results: EpisodeResult[] = [];
+    let steps = 0;
+    let next = 0;
+    const started = performance.now();
+    const lane = async (): Promise<void> => {
+      while (next < options.episodes) {
+        const index = next++;
+        const outcome = await path(runId, index);
+        results[index] = outcome.result;
+        steps += outcome.steps ?? 0;
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, lane));
+    return { ms: performance.now() - started, results, steps };
+  };
+  const same = (a: EpisodeResult[], b: EpisodeResult[]): boolean =>
+    JSON.stringify(a.map((r) => ({ ...r, runId: '' }))) === JSON.stringify(b.map((r) => ({ ...r, runId: '' })));
 
   try {
     // Warm-up (ORT session, workflow bundle, caches), not measured.
     await inProcess('warm-a', options.episodes);
     await throughTemporal('warm-b', options.episodes);
-    let plainMs = 0;
-    let temporalMs = 0;
-    let stepCount = 0;
-    let sameAnswers = true;
-    // Interleaved, so drift in machine load hits both paths alike.
-    for (let index = 0; index < options.episodes; index += 1) {
-      const plain = await inProcess('plain', index);
-      const durable = await throughTemporal('temporal', index);
-      plainMs += plain.ms;
-      temporalMs += durable.ms;
-      stepCount += plain.steps;
-      sameAnswers &&= JSON.stringify({ ...plain.result, runId: '' }) === JSON.stringify({ ...durable.result, runId: '' });
+    console.log('\n== Orchestration tax (same episodes, same seeds, so the same answers) ==');
+    for (const concurrency of [1, options.concurrency]) {
+      // Plain first, then Temporal, then plain again: the mean of the two plain runs cancels slow drift in load.
+      const plainA = await runAll(inProcess, `plain-a-${concurrency}`, concurrency);
+      const durable = await runAll(throughTemporal, `temporal-${concurrency}`, concurrency);
+      const plainB = await runAll(inProcess, `plain-b-${concurrency}`, concurrency);
+      const plainMs = (plainA.ms + plainB.ms) / 2;
+      const steps = plainA.steps;
+      console.log(`\n${options.episodes} episodes, ${concurrency} at a time; ${steps} activities (prepare + chunk steps + answer)`);
+      console.log(`  mean model activity time in-process: ${((plainA.ms * concurrency) / steps).toFixed(1)} ms`);
+      console.log(`  in-process loop: ${(plainMs / 1000).toFixed(2)} s   Temporal: ${(durable.ms / 1000).toFixed(2)} s`);
+      console.log(`  ratio Temporal / in-process: ${(durable.ms / plainMs).toFixed(3)}`);
+      console.log(`  Temporal overhead per step (wall): ${((durable.ms - plainMs) / (steps / concurrency)).toFixed(1)} ms`);
+      console.log(`  identical results on both paths: ${same(plainA.results, durable.results) && same(plainA.results, plainB.results) ? 'yes' : 'NO'}`);
     }
-    console.log('\n== Orchestration tax (same episodes, same seeds) ==');
-    console.log(`episodes ${options.episodes}, activities (prepare + chunk steps + answer) ${stepCount}`);
-    console.log(`mean model activity time, in-process: ${(plainMs / stepCount).toFixed(1)} ms`);
-    console.log(`in-process loop: ${(plainMs / 1000).toFixed(2)} s   Temporal: ${(temporalMs / 1000).toFixed(2)} s`);
-    console.log(`ratio Temporal / in-process: ${(temporalMs / plainMs).toFixed(3)}`);
-    console.log(`Temporal overhead per step: ${((temporalMs - plainMs) / stepCount).toFixed(1)} ms`);
-    console.log(`identical results on both paths: ${sameAnswers ? 'yes' : 'NO'}`);
   } finally {
     await workers.shutdown();
     await connection.close();
@@ -144,8 +165,9 @@ async function throughput(options: Options): Promise<void> {
 
 async function main(): Promise<void> {
   const program = new Command('bench-orchestration')
-    .option('--episodes <n>', 'episodes compared on both paths', (v) => Number(v), 4)
+    .option('--episodes <n>', 'episodes compared on both paths', (v) => Number(v), 8)
     .option('--memory-tokens <n>', 'new tokens per memory step (sets the model step time)', (v) => Number(v), 96)
+    .option('--concurrency <n>', 'episodes at a time in the second comparison', (v) => Number(v), 4)
     .option('--throughput-episodes <n>', 'episodes per throughput batch', (v) => Number(v), 24)
     .option('--skip-throughput', 'only measure the orchestration tax');
   program.parse(process.argv);

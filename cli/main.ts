@@ -98,6 +98,8 @@ interface QaOptions {
 }
 
 async function runQa(options: QaOptions): Promise<void> {
+  // The embedded worker shares the terminal with the progress bar and tables: warnings and errors only.
+  process.env.REMEMR1_LOG_LEVEL ??= 'WARN';
   const config = loadConfig();
   await ensureTemporal(config, options.ui);
   const store = createBlobStore(config.storage);

@@ -5,8 +5,11 @@ import type { EpisodeResult } from '../lib/episode/types';
 
 const percent = (value: number): string => `${(value * 100).toFixed(1)}`;
 
+/** Colours only on a terminal; logs and pipes get plain text. */
+const style = process.stdout.isTTY ? undefined : { head: [], border: [] };
+
 export function summaryTable(summary: BatchSummary): string {
-  const table = new Table({ head: ['documents', 'episodes', 'scored', 'EM %', 'F1 %', 'sub-EM %'] });
+  const table = new Table({ head: ['documents', 'episodes', 'scored', 'EM %', 'F1 %', 'sub-EM %'], style });
   for (const row of summary.byDocumentTokens) {
     table.push([`${row.bucket} tokens`, row.episodes, row.scored, percent(row.exactMatch), percent(row.f1), percent(row.subExactMatch)]);
   }
@@ -20,7 +23,7 @@ export function summaryTable(summary: BatchSummary): string {
 }
 
 export function answersTable(results: EpisodeResult[], limit: number): string {
-  const table = new Table({ head: ['row', 'question', 'answer', 'gold', 'EM', 'F1'], colWidths: [6, 44, 24, 20, 5, 6], wordWrap: true });
+  const table = new Table({ head: ['row', 'question', 'answer', 'gold', 'EM', 'F1'], colWidths: [6, 44, 24, 20, 5, 6], wordWrap: true, style });
   for (const result of results.slice(0, limit)) {
     table.push([
       result.rowIndex,
