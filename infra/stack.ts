@@ -19,6 +19,8 @@ import {
   stopS3,
   stopTemporal,
   temporalAnswers,
+  type ServerHandle,
+  type StackPaths,
 } from './local-stack';
 
 export const LOCAL_S3_ADDRESS = process.env.REMEMR1_LOCAL_S3_ADDRESS ?? '127.0.0.1:9000';
@@ -33,6 +35,12 @@ export function localS3Environment(address = LOCAL_S3_ADDRESS): Record<string, s
     AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? LOCAL_S3_DEFAULTS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? LOCAL_S3_DEFAULTS.secretAccessKey,
   };
+}
+
+/** Starts (or reuses) MinIO at LOCAL_S3_ADDRESS with the local credentials and bucket. */
+export function startLocalS3(paths: StackPaths, log?: (message: string) => void): Promise<ServerHandle> {
+  const env = localS3Environment();
+  return startS3({ paths, address: LOCAL_S3_ADDRESS, bucket: env.REMEMR1_S3_BUCKET, accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, log });
 }
 
 async function main(): Promise<void> {
@@ -67,14 +75,7 @@ async function main(): Promise<void> {
       if (!options.headless) log(`Temporal UI: ${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows`);
       if (options.s3) {
         const env = localS3Environment();
-        const s3 = await startS3({
-          paths,
-          address: LOCAL_S3_ADDRESS,
-          bucket: env.REMEMR1_S3_BUCKET,
-          accessKeyId: env.AWS_ACCESS_KEY_ID,
-          secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
-          log,
-        });
+        const s3 = await startLocalS3(paths, log);
         log(`S3 (MinIO) ${s3.started ? 'started' : 'already running'} at ${env.REMEMR1_S3_ENDPOINT}, bucket ${env.REMEMR1_S3_BUCKET}`);
       }
     });

@@ -29,7 +29,7 @@ import {
   episodeMemoryKey,
   runResultKey,
 } from '../storage';
-import type { Policy } from '../model';
+import type { GenerateResult, Policy } from '../model';
 import type {
   AnswerRecord,
   ChunkManifest,
@@ -128,14 +128,7 @@ export class EpisodeSteps {
       mode: settings.mode,
       templates: this.templates(settings),
     });
-    const generated = await this.policy.generate({
-      prompt: [{ role: 'user', content: prompt }],
-      maxNewTokens: settings.memoryMaxNewTokens,
-      temperature: settings.temperature,
-      topP: settings.topP,
-      topK: settings.topK,
-      seed: stepSeed(settings, ref.episodeId, step),
-    });
+    const generated = await this.generate(prompt, settings, settings.memoryMaxNewTokens, stepSeed(settings, ref.episodeId, step));
     this.onProgress();
     const parsed = parseMemoryTurn(generated.text, settings.mode, previousMemory);
     const recallQuery = settings.mode === 'rememr1' ? parsed.recallQuery : null;
@@ -179,14 +172,7 @@ export class EpisodeSteps {
         mode: settings.mode,
         templates: this.templates(settings),
       });
-      const generated = await this.policy.generate({
-        prompt: [{ role: 'user', content: prompt }],
-        maxNewTokens: settings.answerMaxNewTokens,
-        temperature: settings.temperature,
-        topP: settings.topP,
-        topK: settings.topK,
-        seed: stepSeed(settings, ref.episodeId, 'final'),
-      });
+      const generated = await this.generate(prompt, settings, settings.answerMaxNewTokens, stepSeed(settings, ref.episodeId, 'final'));
       const parsed = parseFinalTurn(generated.text);
       answer = {
         response: generated.text,
@@ -223,6 +209,18 @@ export class EpisodeSteps {
     if (!(await this.store.putIfAbsent(resultKey, JSON.stringify(result)))) return this.store.getJson<EpisodeResult>(resultKey);
     this.histories.delete(historyKey(ref));
     return result;
+  }
+
+  /** One model turn: the prompt as the user message, sampled as the settings say, seeded per step. */
+  private generate(prompt: string, settings: EpisodeSettings, maxNewTokens: number, seed: string): Promise<GenerateResult> {
+    return this.policy.generate({
+      prompt: [{ role: 'user', content: prompt }],
+      maxNewTokens,
+      temperature: settings.temperature,
+      topP: settings.topP,
+      topK: settings.topK,
+      seed,
+    });
   }
 
   private async input(ref: EpisodeRef): Promise<EpisodeInputRecord> {

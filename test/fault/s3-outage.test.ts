@@ -3,14 +3,12 @@
  * retryable errors while it is down; the batch finishes once it is back. A dedicated MinIO (own port and data
  * folder) keeps other suites undisturbed.
  */
-import { generateSyntheticRows, toJsonLines } from '../../lib/data/synthetic';
-import type { EpisodeResult } from '../../lib/episode/types';
 import { loadPolicy, type Policy } from '../../lib/model';
-import { createBlobStore, runResultsPrefix, type BlobStore } from '../../lib/storage';
+import { createBlobStore, type BlobStore } from '../../lib/storage';
 import { LOCAL_S3_DEFAULTS, stackPaths, startS3, stopS3, type StackPaths } from '../../infra/local-stack';
-import { batchQAWorkflow } from '../../workflows/batch';
 import { startWorkers, type RunningWorkers } from '../../workers/worker';
-import { connectTestClient, eventually, freePortPair, requireStackEnvironment, tempDir, testConfig, testSettings } from '../support/stack';
+import { expectEveryRowOnce, startSyntheticBatch, waitForFirstResult } from '../support/batch';
+import { connectTestClient, freePortPair, requireStackEnvironment, tempDir, testConfig } from '../support/stack';
 
 const OUTAGE_MS = 20_000;
 
@@ -45,21 +43,12 @@ describe('an S3 outage during a batch', () => {
     });
     // Credentials come from the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), as in production.
     store = createBlobStore(config.storage);
-    const rows = generateSyntheticRows({ seed: 31, questions: 6, documentsPerQuestion: 6, wordsPerDocument: 30 });
-    await store.put('datasets/outage/rows.jsonl', toJsonLines(rows));
     workers = await startWorkers({ role: 'all', config, policy, store });
     const client = await connectTestClient(config);
     const runId = 'outage-run';
     try {
-      const handle = await client.workflow.start(batchQAWorkflow, {
-        workflowId: `batch.${runId}`,
-        taskQueue: config.taskQueues.orchestration,
-        args: [{ runId, datasetKey: 'datasets/outage/rows.jsonl', dataset: 'rows.jsonl', settings: testSettings, runtime: { taskQueues: config.taskQueues, activities: config.activities }, width: 2, pageSize: 3, stopOnBadRow: false }],
-      });
-      await eventually('a first result row', async () => {
-        for await (const _key of store.list(runResultsPrefix(runId))) return true;
-        return false;
-      }, 120_000);
+      const handle = await startSyntheticBatch(client, config, store, runId, { seed: 31, questions: 6 });
+      await waitForFirstResult(store, runId);
 
       await stopS3(paths);
       const outageEnded = Date.now() + OUTAGE_MS;
@@ -71,11 +60,7 @@ describe('an S3 outage during a batch', () => {
       const summary = await handle.result();
       expect(summary.overall.episodes).toBe(6);
       expect(summary.failedEpisodes).toBe(0);
-      const keys: string[] = [];
-      for await (const key of store.list(runResultsPrefix(runId))) keys.push(key);
-      expect(keys).toHaveLength(6);
-      const rowsSeen = await Promise.all(keys.map(async (key) => (await store.getJson<EpisodeResult>(key)).rowIndex));
-      expect(rowsSeen.sort()).toEqual([0, 1, 2, 3, 4, 5]);
+      await expectEveryRowOnce(store, runId, 6);
     } finally {
       await client.connection.close();
     }

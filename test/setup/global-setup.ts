@@ -6,8 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig } from '../../temporal.config';
-import { LOCAL_S3_DEFAULTS, stackPaths, startS3, startTemporal } from '../../infra/local-stack';
-import { LOCAL_S3_ADDRESS, localS3Environment } from '../../infra/stack';
+import { stackPaths, startTemporal } from '../../infra/local-stack';
+import { localS3Environment, startLocalS3 } from '../../infra/stack';
 import { testStackStateFile } from './stack-state';
 
 export default async function globalSetup(): Promise<void> {
@@ -25,16 +25,8 @@ export default async function globalSetup(): Promise<void> {
     ui: false,
     log,
   });
-  const s3Env = localS3Environment();
-  const s3 = await startS3({
-    paths,
-    address: LOCAL_S3_ADDRESS,
-    bucket: LOCAL_S3_DEFAULTS.bucket,
-    accessKeyId: s3Env.AWS_ACCESS_KEY_ID,
-    secretAccessKey: s3Env.AWS_SECRET_ACCESS_KEY,
-    log,
-  });
-  Object.assign(process.env, s3Env, { REMEMR1_TEMPORAL_ADDRESS: config.temporal.address });
+  const s3 = await startLocalS3(paths, log);
+  Object.assign(process.env, localS3Environment(), { REMEMR1_TEMPORAL_ADDRESS: config.temporal.address });
   fs.mkdirSync(path.dirname(testStackStateFile(paths)), { recursive: true });
   fs.writeFileSync(testStackStateFile(paths), JSON.stringify({ temporalStarted: temporal.started, s3Started: s3.started }));
 }
