@@ -67,25 +67,29 @@ class NameMaker {
     return capitalise(out);
   }
 
+  /** Syllables per word; grows when names get scarce, so any number of unique names can be made. */
+  private syllables = 2;
+
   /** A name not produced before by this maker, so a fact can never be confused with a distractor. */
   unique(make: () => string): string {
-    for (;;) {
+    for (let attempt = 1; ; attempt += 1) {
       const name = make();
       if (!this.used.has(name)) {
         this.used.add(name);
         return name;
       }
+      if (attempt % 16 === 0) this.syllables += 1;
     }
   }
 
   person(): string {
-    return this.unique(() => `${this.word(2)} ${this.word(2)}`);
+    return this.unique(() => `${this.word(this.syllables)} ${this.word(this.syllables)}`);
   }
   place(): string {
-    return this.unique(() => `${this.word(2)}haven`);
+    return this.unique(() => `${this.word(this.syllables)}haven`);
   }
   organisation(): string {
-    return this.unique(() => `the ${this.word(2)} ${ORGANISATION_KINDS[Math.floor(this.random() * ORGANISATION_KINDS.length)]}`);
+    return this.unique(() => `the ${this.word(this.syllables)} ${ORGANISATION_KINDS[Math.floor(this.random() * ORGANISATION_KINDS.length)]}`);
   }
 }
 
@@ -98,9 +102,9 @@ interface Chain {
 function makeChain(names: NameMaker, hops: 1 | 2): Chain {
   const organisation = names.organisation();
   const founder = names.person();
-  const birthplace = names.place();
   const founded = `${capitalise(organisation)} was founded by ${founder}.`;
   if (hops === 1) return { facts: [founded], question: `Who founded ${organisation}?`, answer: founder };
+  const birthplace = names.place();
   return {
     facts: [founded, `${founder} was born in ${birthplace}.`],
     question: `In which town was the founder of ${organisation} born?`,

@@ -113,3 +113,10 @@ describe('synthetic benchmark', () => {
     }
   });
 });
+
+describe('synthetic benchmark at scale', () => {
+  it('makes unique names for thousands of questions', () => {
+    const rows = generateSyntheticRows({ seed: 3, questions: 5000, documentsPerQuestion: 2, hops: 1, wordsPerDocument: 4, minEvidenceGap: 0 });
+    expect(new Set(rows.map((row) => row.answers[0])).size).toBe(5000);
+  });
+});
