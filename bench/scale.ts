@@ -49,10 +49,11 @@ async function main(): Promise<void> {
   const samples: Array<{ done: number; rssMb: number; seconds: number }> = [];
   let peakRss = process.memoryUsage().rss;
   const started = performance.now();
+  let inFlight: Promise<void> = Promise.resolve();
   const sampler = setInterval(() => {
     const rss = process.memoryUsage().rss;
     peakRss = Math.max(peakRss, rss);
-    client.workflow
+    inFlight = client.workflow
       .getHandle(workflowId)
       .query(batchProgressQuery)
       .then((progress) => {
@@ -88,6 +89,7 @@ async function main(): Promise<void> {
     console.log(`worker RSS: peak ${(peakRss / 2 ** 20).toFixed(0)} MiB; by episodes done: ${samples.map((s) => `${s.done}→${s.rssMb.toFixed(0)}`).join(', ')}`);
   } finally {
     clearInterval(sampler);
+    await inFlight; // a query still in flight must not outlive the connection
     await workers.shutdown();
     await connection.close();
     await store.close();
