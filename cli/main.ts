@@ -164,8 +164,9 @@ async function followBatch(handle: WorkflowHandle<typeof batchQAWorkflow>): Prom
   const interactive = Boolean(process.stdout.isTTY) && !process.env.CI;
   const bar = new SingleBar({ format: 'episodes {bar} {value}/{total} | page {page}/{pages} | running {running} | failed {failed}', hideCursor: true, noTTYOutput: !interactive, notTTYSchedule: 10_000 }, Presets.shades_classic);
   let started = false;
+  let inFlight: Promise<void> = Promise.resolve();
   const poll = setInterval(() => {
-    handle
+    inFlight = handle
       .query(batchProgressQuery)
       .then((progress) => {
         const payload = { page: Math.min(progress.page + 1, progress.pages), pages: progress.pages, running: progress.running, failed: progress.failed };
@@ -180,6 +181,7 @@ async function followBatch(handle: WorkflowHandle<typeof batchQAWorkflow>): Prom
     return await handle.result();
   } finally {
     clearInterval(poll);
+    await inFlight; // the connection closes next; no query may be left running on it
     if (started) bar.stop();
   }
 }
