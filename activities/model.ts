@@ -9,7 +9,8 @@ import { EpisodeInputError, EpisodeSteps } from '../lib/episode/steps';
 import type { ChunkManifest, EpisodeRef, EpisodeResult, EpisodeSettings, MemoryStepSummary } from '../lib/episode/types';
 import type { BlobStore } from '../lib/storage';
 import { BlobStoreError } from '../lib/storage';
-import type { Policy } from '../lib/model';
+import { ExecutionProviderError, GenerationRequestError, ModelFolderError, type Policy } from '../lib/model';
+import { AgentInputError } from '../lib/agent';
 
 export interface ModelActivityDeps {
   store: BlobStore;
@@ -21,7 +22,14 @@ export async function failFastOnBadInput<T>(work: () => Promise<T>): Promise<T> 
   try {
     return await work();
   } catch (error) {
-    if (error instanceof EpisodeInputError || (error instanceof BlobStoreError && !error.retryable)) {
+    const userError =
+      error instanceof EpisodeInputError ||
+      error instanceof AgentInputError ||
+      error instanceof GenerationRequestError ||
+      error instanceof ModelFolderError ||
+      error instanceof ExecutionProviderError ||
+      (error instanceof BlobStoreError && !error.retryable);
+    if (userError) {
       throw ApplicationFailure.nonRetryable(error.message, error.name);
     }
     throw error;

@@ -1,0 +1,298 @@
+/**
+ * Generation benchmark: time to first token and tokens per second at batch 1 and batch 8, the batching
+ * speed-up, the share of decode-step time spent outside session.run (JavaScript sampling and bookkeeping),
+ * and the share of session.run spent in the sampling head (from an ONNX Runtime profile). Run for the
+ * bundled model and for a ~25M-parameter random Qwen2-shaped model with Qwen's vocabulary (151,936 ids).
+ *
+ *   npx tsx bench/generation.ts [--repeats 3] [--new-tokens 128] [--prompt-tokens 256] [--threads 2] [--only bundled|large]
+ *
+ * The machine is shared: each figure is the best of `--repeats` runs.
+ */
+import { Command } from 'commander';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { COMMON_ENGLISH_WORDS } from '../lib/model/english-words';
+import { loadModelFolder } from '../lib/model/folder';
+import type { GenerateRequest } from '../lib/model/generate';
+import { pastKeyName, pastValueName } from '../lib/model/kv-cache';
+import { writeModelFolder } from '../lib/model/model-folder-builder';
+import { encodeModel } from '../lib/model/onnx-graph';
+import { loadPolicy, type Policy, type PolicyStats } from '../lib/model/policy';
+import { parameterCount, type Qwen2Shape } from '../lib/model/qwen2-weights';
+import { SAMPLER_NODE_PREFIX, SAMPLING_HEAD, attachSamplingHead } from '../lib/model/sampling-head';
+import { buildByteLevelTokenizer } from '../lib/model/tokenizer-builder';
+
+const QWEN_VOCABULARY = 151_936;
+
+/** ~25.8M parameters, 24.3M of them in the (tied) embedding of Qwen's vocabulary. */
+const LARGE_SHAPE: Qwen2Shape & { rmsNormEps: number; ropeTheta: number } = {
+  vocabSize: QWEN_VOCABULARY,
+  hiddenSize: 160,
+  intermediateSize: 640,
+  numHiddenLayers: 4,
+  numAttentionHeads: 5,
+  numKeyValueHeads: 1,
+  headDim: 32,
+  tieWordEmbeddings: true,
+  rmsNormEps: 1e-6,
+  ropeTheta: 1_000_000,
+};
+
+interface Options {
+  repeats: number;
+  newTokens: number;
+  promptTokens: number;
+  threads: number;
+  only?: 'bundled' | 'large';
+}
+
+type Sampling = Pick<GenerateRequest, 'temperature' | 'topP' | 'topK'>;
+/** Settings measured, with the candidate count the sampling head is profiled with for each. */
+const SAMPLINGS: [string, Sampling, number][] = [
+  ['temperature 1 (training)', { temperature: 1 }, 0],
+  ['temperature 0.7, top-p 0.95 (evaluation)', { temperature: 0.7, topP: 0.95 }, 64],
+];
+
+function promptOf(policy: Policy, tokens: number): string {
+  let text = '';
+  for (let i = 0; policy.tokenizer.encode(text).length < tokens; i++)
+    text += `${COMMON_ENGLISH_WORDS[(i * 7919) % COMMON_ENGLISH_WORDS.length]} `;
+  const ids = policy.tokenizer.encode(text).slice(0, tokens);
+  return policy.tokenizer.decode(ids);
+}
+
+function delta(after: PolicyStats, before: PolicyStats): PolicyStats {
+  const out = { ...after };
+  for (const key of Object.keys(out) as (keyof PolicyStats)[]) out[key] = after[key] - before[key];
+  return out;
+}
+
+interface Measurement {
+  ttftMs: number;
+  decodeTokensPerSecond: number;
+  endToEndTokensPerSecond: number;
+  outsideRunShare: number;
+  generated: number;
+}
+
+async function measure(
+  policy: Policy,
+  batch: number,
+  prompt: string,
+  sampling: Sampling,
+  options: Options,
+): Promise<Measurement> {
+  let best: Measurement | undefined;
+  for (let repeat = 0; repeat < options.repeats; repeat++) {
+    const requests = (maxNewTokens: number) =>
+      Array.from({ length: batch }, (_, row) =>
+        policy.generate({ prompt, maxNewTokens, seed: `bench-${repeat}-${row}`, ...sampling }),
+      );
+    let started = performance.now();
+    await Promise.all(requests(1));
+    const ttftMs = performance.now() - started;
+    const before = policy.stats();
+    started = performance.now();
+    const results = await Promise.all(requests(options.newTokens));
+    const wallMs = performance.now() - started;
+    const stats = delta(policy.stats(), before);
+    const generated = results.reduce((sum, result) => sum + result.tokenIds.length, 0);
+    const measurement: Measurement = {
+      ttftMs,
+      decodeTokensPerSecond: (1000 * stats.decodeRowSteps) / stats.decodeStepMs,
+      endToEndTokensPerSecond: (1000 * generated) / wallMs,
+      outsideRunShare: (stats.decodeStepMs - stats.decodeRunMs) / stats.decodeStepMs,
+      generated,
+    };
+    const fastestTtft = Math.min(measurement.ttftMs, best?.ttftMs ?? Infinity);
+    if (best === undefined || measurement.decodeTokensPerSecond > best.decodeTokensPerSecond)
+      best = measurement;
+    best.ttftMs = fastestTtft;
+  }
+  if (best === undefined) throw new RangeError('--repeats must be at least 1');
+  return best;
+}
+
+/**
+ * The sampling head's share of a batch-8 decode step inside session.run (past length = prompt length),
+ * reading `topCount` candidates per row: kernel time of its nodes over the kernel time of all nodes, from an
+ * ONNX Runtime profile of the graph the policy runs. Kernel times are less disturbed by other processes on
+ * a shared machine than wall times.
+ */
+async function samplingHeadShare(
+  folderPath: string,
+  options: Options,
+  sampling: Sampling,
+  topCount: number,
+): Promise<number> {
+  const folder = await loadModelFolder(folderPath);
+  const { config } = folder;
+  attachSamplingHead(folder.onnxModel, config.vocabSize, folder.tokenizer.vocabularySize, folder.onnxPath);
+  const profileFolder = await fs.mkdtemp(path.join(os.tmpdir(), 'rememr1-profile-'));
+  const session = await InferenceSession.create(encodeModel(folder.onnxModel), {
+    intraOpNumThreads: options.threads,
+    logSeverityLevel: 3,
+    enableProfiling: true,
+    profileFilePrefix: path.join(profileFolder, 'profile'),
+  });
+  const rows = 8;
+  const past = options.promptTokens;
+  const feeds: Record<string, Tensor> = {
+    input_ids: new Tensor('int64', new BigInt64Array(rows).fill(1n), [rows, 1]),
+    attention_mask: new Tensor('int64', new BigInt64Array(rows * (past + 1)).fill(1n), [rows, past + 1]),
+    position_ids: new Tensor('int64', new BigInt64Array(rows).fill(BigInt(past)), [rows, 1]),
+    [SAMPLING_HEAD.inverseTemperature]: new Tensor(
+      'float32',
+      new Float32Array(rows).fill(1 / (sampling.temperature || 1)),
+      [rows],
+    ),
+    [SAMPLING_HEAD.blockUniform]: new Tensor('float32', new Float32Array(rows).fill(0.5), [rows, 1]),
+    [SAMPLING_HEAD.topCount]: new Tensor('int64', BigInt64Array.of(BigInt(Math.max(1, topCount))), [1]),
+    [SAMPLING_HEAD.searchCandidates]: new Tensor('bool', Uint8Array.of(topCount > 0 ? 1 : 0), []),
+  };
+  for (let layer = 0; layer < config.numHiddenLayers; layer++) {
+    const cache = () =>
+      new Tensor('float32', new Float32Array(rows * config.numKeyValueHeads * past * config.headDim), [
+        rows,
+        config.numKeyValueHeads,
+        past,
+        config.headDim,
+      ]);
+    feeds[pastKeyName(layer)] = cache();
+    feeds[pastValueName(layer)] = cache();
+  }
+  const fetches = [
+    SAMPLING_HEAD.sampledBlock,
+    SAMPLING_HEAD.blockProbabilities,
+    SAMPLING_HEAD.candidateBlocks,
+    SAMPLING_HEAD.candidatePositions,
+    SAMPLING_HEAD.candidateProbabilities,
+  ];
+  for (let i = 0; i < 60; i++) await session.run(feeds, fetches);
+  session.endProfiling();
+  await session.release();
+  const [file] = await fs.readdir(profileFolder);
+  const events = JSON.parse(await fs.readFile(path.join(profileFolder, file), 'utf8')) as {
+    cat: string;
+    name: string;
+    dur: number;
+  }[];
+  await fs.rm(profileFolder, { recursive: true, force: true });
+  let head = 0;
+  let total = 0;
+  for (const event of events) {
+    if (event.cat !== 'Node' || !event.name.endsWith('_kernel_time')) continue;
+    total += event.dur;
+    if (event.name.startsWith(SAMPLER_NODE_PREFIX)) head += event.dur;
+  }
+  return head / total;
+}
+
+/** Qwen's BPE vocabulary size (its tokenizer adds 22 special tokens; ours adds 9). */
+const QWEN_BPE_SIZE = 151_643;
+
+/**
+ * Merges that make every letter n-gram (with and without a leading space) a token, shortest first, up
+ * to `count`: a tokenizer as large as Qwen's, so the sampler sees as many ids as it would with Qwen.
+ */
+function letterNgramMerges(count: number): [string, string][] {
+  const letters = Array.from({ length: 26 }, (_, i) => String.fromCharCode(97 + i));
+  const merges: [string, string][] = [];
+  let level = ['Ġ', ...letters];
+  while (merges.length < count) {
+    const next: string[] = [];
+    for (const prefix of level) {
+      for (const letter of letters) {
+        if (merges.length === count) return merges;
+        merges.push([prefix, letter]);
+        next.push(prefix + letter);
+      }
+    }
+    level = next;
+  }
+  return merges;
+}
+
+async function buildLargeModel(folder: string): Promise<void> {
+  const tokenizer = buildByteLevelTokenizer({
+    pretokenCounts: new Map(),
+    merges: letterNgramMerges(QWEN_BPE_SIZE - 256),
+    vocabularySize: QWEN_BPE_SIZE + 9,
+  });
+  await writeModelFolder(folder, { shape: LARGE_SHAPE, tokenizer, seed: 'bench-25m' });
+}
+
+const percent = (value: number) => `${(100 * value).toFixed(1)}%`;
+const fixed = (value: number, digits = 0) => value.toFixed(digits);
+
+async function benchmark(label: string, folder: string, options: Options): Promise<void> {
+  const policy = await loadPolicy(folder, { maxBatchSize: 8, intraOpThreads: options.threads });
+  const prompt = promptOf(policy, options.promptTokens);
+  console.log(
+    `\n## ${label}: ${parameterCount({ ...policy.config })} parameters, vocabulary ${policy.config.vocabSize} (tokenizer ${policy.tokenizer.vocabularySize}), prompt ${policy.tokenizer.encode(prompt).length} tokens, ${options.newTokens} new tokens`,
+  );
+  await policy.generate({ prompt, maxNewTokens: 8, temperature: 1, seed: 'warm-up' });
+  console.log(
+    '| sampling | batch | TTFT ms | decode tok/s | end-to-end tok/s | outside session.run | sampling head in session.run | sampling + bookkeeping |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const [name, sampling, topCount] of SAMPLINGS) {
+    const one = await measure(policy, 1, prompt, sampling, options);
+    const eight = await measure(policy, 8, prompt, sampling, options);
+    const headShare = await samplingHeadShare(folder, options, sampling, topCount);
+    for (const [batch, m] of [
+      [1, one],
+      [8, eight],
+    ] as const) {
+      const head = batch === 8 ? `${percent(headShare)} (${topCount} candidates)` : '';
+      const total = batch === 8 ? percent(m.outsideRunShare + (1 - m.outsideRunShare) * headShare) : '';
+      console.log(
+        `| ${name} | ${batch} | ${fixed(m.ttftMs, 1)} | ${fixed(m.decodeTokensPerSecond)} | ${fixed(m.endToEndTokensPerSecond)} | ${percent(m.outsideRunShare)} | ${head} | ${total} |`,
+      );
+    }
+    console.log(
+      `| ${name} | speed-up 8 vs 1 | | ${fixed(eight.decodeTokensPerSecond / one.decodeTokensPerSecond, 2)}× | ${fixed(eight.endToEndTokensPerSecond / one.endToEndTokensPerSecond, 2)}× | | | |`,
+    );
+  }
+  const stats = policy.stats();
+  console.log(
+    `(full-distribution copies for large top-p sets: ${stats.fullDistributionRuns} of ${stats.sessionRuns} runs)`,
+  );
+  await policy.dispose();
+}
+
+async function main(): Promise<void> {
+  const program = new Command()
+    .option('--repeats <n>', 'runs per figure (best is kept)', (value) => Number.parseInt(value, 10), 3)
+    .option('--new-tokens <n>', 'tokens generated per request', (value) => Number.parseInt(value, 10), 128)
+    .option('--prompt-tokens <n>', 'prompt length in tokens', (value) => Number.parseInt(value, 10), 256)
+    .option('--threads <n>', 'ONNX Runtime intra-op threads', (value) => Number.parseInt(value, 10), 2)
+    .option('--only <model>', 'bundled or large')
+    .parse();
+  const options = program.opts<Options>();
+  console.log(
+    `# generation benchmark (${os.cpus().length} cores, ${options.threads} threads, best of ${options.repeats})`,
+  );
+  if (options.only !== 'large')
+    await benchmark(
+      'bundled model (models/rememr1-tiny)',
+      path.join(__dirname, '..', 'models', 'rememr1-tiny'),
+      options,
+    );
+  if (options.only !== 'bundled') {
+    const folder = await fs.mkdtemp(path.join(os.tmpdir(), 'rememr1-bench-25m-'));
+    try {
+      await buildLargeModel(folder);
+      await benchmark('random ~25M-parameter model, Qwen vocabulary', folder, options);
+    } finally {
+      await fs.rm(folder, { recursive: true, force: true });
+    }
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,227 @@
+/**
+ * Appends a sampling head to a decoder graph in memory (the file on disk is not touched), so the work that
+ * touches every vocabulary entry runs inside ONNX Runtime, vectorised and threaded, instead of in
+ * JavaScript (one pass over Qwen's 152K logits in JS costs about as much as a decode step of a small model).
+ *
+ * 1. Only the last position is sent through the output head: when the head is `logits = MatMul(hidden, W)`
+ *    with a 2-D weight (optimum's exports and ours), the hidden state is sliced to its last position before
+ *    the MatMul, which avoids a [batch, prompt, vocab] tensor at prefill; otherwise the logits are sliced.
+ *    The temperature is applied there too: scaled = logits / T.
+ * 2. Ids the tokenizer cannot decode (Qwen pads its embedding beyond the tokenizer) get probability 0.
+ * 3. The vocabulary is viewed as blocks of BLOCK ids and probabilities = softmax(scaled). Per row:
+ *    - a block drawn by inverse CDF over the block masses with the row's uniform number, returned with the
+ *      probabilities of its ids (sampling.ts draws the id inside it: two-stage inverse CDF);
+ *    - the top `top_count` probabilities, found inside the top `top_count` blocks by block maximum (the top
+ *      k ids always lie in the top k blocks), returned as positions in those blocks; skipped (an If node)
+ *      when no row reads candidates, as in plain temperature sampling.
+ *    Nothing sorts or scans the vocabulary in JavaScript; the full probabilities are copied out only when a
+ *    top-p set is larger than the candidates (sampling.ts).
+ *
+ * The head is a few large reductions and a handful of small nodes: per-node overhead matters at this size.
+ */
+import { ModelFolderError } from './errors';
+import {
+  DataType,
+  GraphBuilder,
+  graphAttr,
+  intAttr,
+  intsAttr,
+  unshapedValueInfo,
+  valueInfo,
+  type onnx,
+} from './onnx-graph';
+
+export const SAMPLING_HEAD = {
+  /** [batch] 1 / temperature. */
+  inverseTemperature: 'sampler.inverse_temperature',
+  /** [batch, 1] the uniform number that draws the block. */
+  blockUniform: 'sampler.block_uniform',
+  /** [1] candidates per row (at least 1 when searching). */
+  topCount: 'sampler.top_count',
+  /** [] bool: run the candidate search (false when no row reads candidates). */
+  searchCandidates: 'sampler.search_candidates',
+  /** [batch, 1] the drawn block. */
+  sampledBlock: 'sampler.sampled_block',
+  /** [batch, BLOCK] probabilities of the drawn block's ids. */
+  blockProbabilities: 'sampler.block_probabilities',
+  /** [batch, min(top_count, blocks)] the blocks holding the candidates, by block maximum. */
+  candidateBlocks: 'sampler.candidate_blocks',
+  /** [batch, top_count] candidate positions in the candidate blocks laid end to end, most probable first. */
+  candidatePositions: 'sampler.candidate_positions',
+  /** [batch, top_count] their probabilities. */
+  candidateProbabilities: 'sampler.candidate_probabilities',
+  /** [batch, padded vocabulary] every probability (fetched on demand). */
+  probabilities: 'sampler.probabilities',
+} as const;
+
+/** Names of the sampling nodes start with this (profiles attribute time to sampling by it). */
+export const SAMPLER_NODE_PREFIX = 'sampler/';
+
+/** Ids per block of the two-stage draw and of the candidate search (Qwen's 151,936 = 1187 × 128). */
+export const BLOCK = 128;
+const FLOAT32_LOWEST = -3.4028234663852886e38;
+
+export interface SamplingHeadInfo {
+  /** True when the head MatMul was moved after the last-position slice (no full-sequence logits). */
+  slicedBeforeHead: boolean;
+  /** Number of vocabulary entries the head samples from. */
+  vocabularySize: number;
+  /** Length of the probabilities output (the vocabulary padded to whole blocks). */
+  paddedVocabularySize: number;
+}
+
+/** True when `name` is a 2-D initializer, or a Transpose of one. */
+function twoDimensionalWeight(graph: onnx.IGraphProto, name: string): boolean {
+  const initializer = (graph.initializer ?? []).find((tensor) => tensor.name === name);
+  if (initializer !== undefined) return (initializer.dims ?? []).length === 2;
+  const producer = (graph.node ?? []).find((node) => (node.output ?? []).includes(name));
+  if (producer?.opType === 'Transpose' && producer.input?.[0] !== undefined && producer.input[0] !== name) {
+    return twoDimensionalWeight(graph, producer.input[0]);
+  }
+  return false;
+}
+
+/**
+ * Mutates `model`: replaces the `logits` output by the sampling head's inputs and outputs.
+ * `modelVocabularySize` is the logits' last dimension, `usableVocabularySize` how many ids may be sampled.
+ */
+export function attachSamplingHead(
+  model: onnx.IModelProto,
+  modelVocabularySize: number,
+  usableVocabularySize: number,
+  source: string,
+): SamplingHeadInfo {
+  const graph = model.graph;
+  if (!graph) throw new ModelFolderError(source, 'the ONNX model has no graph');
+  const nodes = graph.node ?? [];
+  const logitsName = 'logits';
+  const producerIndex = nodes.findIndex((node) => (node.output ?? []).includes(logitsName));
+  if (producerIndex < 0) throw new ModelFolderError(source, 'no node produces the "logits" output');
+  const producer = nodes[producerIndex];
+  const consumedElsewhere = nodes.some((node) => (node.input ?? []).includes(logitsName));
+  // The last-position slice and the moved output head are model work, not sampling: their nodes get
+  // their own prefix, and come first in the node list (which must stay topologically sorted).
+  const lastPosition = new GraphBuilder('last-position/');
+  const g = new GraphBuilder(SAMPLER_NODE_PREFIX);
+  const axis = (value: number) => ({ axis: intAttr(value) });
+  const lastIndex = lastPosition.int64Constant([-1], []);
+  const inverseTemperature = lastPosition.op('Unsqueeze', [
+    SAMPLING_HEAD.inverseTemperature,
+    lastPosition.int64Constant([1]),
+  ]);
+
+  let scaled: string;
+  const slicedBeforeHead =
+    producer.opType === 'MatMul' &&
+    !consumedElsewhere &&
+    producer.input?.length === 2 &&
+    twoDimensionalWeight(graph, producer.input[1]);
+  if (slicedBeforeHead) {
+    // logits [batch, seq, vocab] = MatMul(hidden, W [hidden, vocab]): hidden is rank 3 because the
+    // output is, so its axis 1 is the sequence.
+    const [hidden, weight] = producer.input as string[];
+    const lastHidden = lastPosition.op('Gather', [hidden, lastIndex], axis(1));
+    scaled = lastPosition.op('MatMul', [lastPosition.op('Mul', [lastHidden, inverseTemperature]), weight]);
+    nodes.splice(producerIndex, 1);
+  } else {
+    scaled = g.op('Mul', [lastPosition.op('Gather', [logitsName, lastIndex], axis(1)), inverseTemperature]);
+  }
+  if (usableVocabularySize < modelVocabularySize) {
+    const mask = new Float32Array(modelVocabularySize).fill(FLOAT32_LOWEST, usableVocabularySize);
+    scaled = g.op('Add', [scaled, g.floatConstant(mask)]);
+  }
+  const blocks = Math.ceil(modelVocabularySize / BLOCK);
+  const padded = blocks * BLOCK;
+  if (padded > modelVocabularySize) {
+    scaled = g.op('Pad', [
+      scaled,
+      g.int64Constant([0, 0, 0, padded - modelVocabularySize]),
+      g.floatConstant([FLOAT32_LOWEST], []),
+    ]);
+  }
+  const probabilities = g.op('Softmax', [scaled], axis(1), SAMPLING_HEAD.probabilities);
+  const probabilityBlocks = g.op('Reshape', [probabilities, g.int64Constant([0, blocks, BLOCK])]);
+
+  // The block: the first whose cumulative mass exceeds u × (the cumulative sum's own total).
+  const cumulative = g.op('CumSum', [
+    g.op('ReduceSum', [probabilityBlocks, g.int64Constant([2])], { keepdims: intAttr(0) }),
+    g.int64Constant([1], []),
+  ]);
+  const threshold = g.op('Mul', [
+    g.op('Gather', [cumulative, g.int64Constant([-1])], axis(1)),
+    SAMPLING_HEAD.blockUniform,
+  ]);
+  const beyond = g.op('Cast', [g.op('Greater', [cumulative, threshold])], { to: intAttr(DataType.INT32) });
+  const sampledBlock = g.op(
+    'ArgMax',
+    [beyond],
+    { axis: intAttr(1), keepdims: intAttr(1) },
+    SAMPLING_HEAD.sampledBlock,
+  );
+  g.op(
+    'GatherND',
+    [probabilityBlocks, sampledBlock],
+    { batch_dims: intAttr(1) },
+    SAMPLING_HEAD.blockProbabilities,
+  );
+
+  // Candidates, when a row reads any: the top ids lie in the blocks with the top maxima.
+  const searchCandidates = g.branch('candidates', (c) => {
+    const blockMax = c.op('ReduceMax', [probabilityBlocks], { axes: intsAttr([2]), keepdims: intAttr(0) });
+    const blockCount = c.op('Min', [SAMPLING_HEAD.topCount, c.int64Constant([blocks])]);
+    const [, candidateBlocks] = c.node(
+      'TopK',
+      [blockMax, blockCount],
+      { axis: intAttr(1), largest: intAttr(1), sorted: intAttr(1) },
+      2,
+    );
+    const gathered = c.op(
+      'GatherND',
+      [probabilityBlocks, c.op('Unsqueeze', [candidateBlocks, c.int64Constant([2])])],
+      { batch_dims: intAttr(1) },
+    );
+    const [probabilities, positions] = c.node(
+      'TopK',
+      [c.op('Reshape', [gathered, c.int64Constant([0, -1])]), SAMPLING_HEAD.topCount],
+      { axis: intAttr(1), largest: intAttr(1), sorted: intAttr(1) },
+      2,
+    );
+    return [
+      { name: candidateBlocks, elemType: DataType.INT64 },
+      { name: positions, elemType: DataType.INT64 },
+      { name: probabilities, elemType: DataType.FLOAT },
+    ];
+  });
+  const noCandidates = g.branch('no_candidates', (c) => [
+    { name: c.op('Identity', [c.int64Constant([], [0])]), elemType: DataType.INT64 },
+    { name: c.op('Identity', [c.int64Constant([], [0])]), elemType: DataType.INT64 },
+    { name: c.op('Identity', [c.floatConstant([], [0])]), elemType: DataType.FLOAT },
+  ]);
+  g.node(
+    'If',
+    [SAMPLING_HEAD.searchCandidates],
+    { then_branch: graphAttr(searchCandidates), else_branch: graphAttr(noCandidates) },
+    [SAMPLING_HEAD.candidateBlocks, SAMPLING_HEAD.candidatePositions, SAMPLING_HEAD.candidateProbabilities],
+  );
+
+  graph.node = [...nodes, ...lastPosition.nodes, ...g.nodes];
+  graph.initializer = [...(graph.initializer ?? []), ...lastPosition.initializers, ...g.initializers];
+  graph.input = [
+    ...(graph.input ?? []),
+    valueInfo(SAMPLING_HEAD.inverseTemperature, DataType.FLOAT, ['batch_size']),
+    valueInfo(SAMPLING_HEAD.blockUniform, DataType.FLOAT, ['batch_size', 1]),
+    valueInfo(SAMPLING_HEAD.topCount, DataType.INT64, [1]),
+    valueInfo(SAMPLING_HEAD.searchCandidates, DataType.BOOL, []),
+  ];
+  graph.output = [
+    ...(graph.output ?? []).filter((output) => output.name !== logitsName),
+    valueInfo(SAMPLING_HEAD.probabilities, DataType.FLOAT, ['batch_size', padded]),
+    valueInfo(SAMPLING_HEAD.sampledBlock, DataType.INT64, ['batch_size', 1]),
+    valueInfo(SAMPLING_HEAD.blockProbabilities, DataType.FLOAT, ['batch_size', BLOCK]),
+    // [batch, candidate blocks], [batch, top_count], [batch, top_count]; empty when not searched.
+    unshapedValueInfo(SAMPLING_HEAD.candidateBlocks, DataType.INT64),
+    unshapedValueInfo(SAMPLING_HEAD.candidatePositions, DataType.INT64),
+    unshapedValueInfo(SAMPLING_HEAD.candidateProbabilities, DataType.FLOAT),
+  ];
+  return { slicedBeforeHead, vocabularySize: usableVocabularySize, paddedVocabularySize: padded };
+}

@@ -1,0 +1,190 @@
+/**
+ * ONNX Runtime sessions: creation with an explicit execution provider (never a silent fallback), and the
+ * forward pass of a decoder carrying the sampling head (sampling-head.ts).
+ */
+import { InferenceSession, Tensor, listSupportedBackends } from 'onnxruntime-node';
+import { ExecutionProviderError } from './errors';
+import { KvCache, type CacheShape } from './kv-cache';
+import { SAMPLING_HEAD, type SamplingHeadInfo } from './sampling-head';
+
+export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'webgpu'] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+
+export interface RuntimeOptions {
+  /** Default 'cpu'. 'cuda' needs onnxruntime-node's CUDA binaries; 'webgpu' needs a GPU adapter. */
+  executionProvider?: ExecutionProvider;
+  /** Threads inside one operator; ONNX Runtime's default is the number of physical cores. */
+  intraOpThreads?: number;
+}
+
+export interface WeightsLocation {
+  /** Folder holding the external data files the graph names. */
+  externalDataFolder?: string | null;
+  /** External data files held in memory, by the location the graph names. */
+  externalData?: readonly { path: string; data: Uint8Array }[];
+}
+
+const INSTALL_HINTS: Record<ExecutionProvider, string> = {
+  cpu: 'the CPU provider ships with onnxruntime-node; reinstall onnxruntime-node',
+  cuda: "install onnxruntime-node with its CUDA binaries on the GPU host (`npm install onnxruntime-node --onnxruntime-node-install=cuda12`, or ONNXRUNTIME_NODE_INSTALL=cuda12 during `npm ci`; they are not in the npm package) and make CUDA 12 and cuDNN 9 loadable (LD_LIBRARY_PATH); use executionProvider 'cpu' on hosts without an NVIDIA GPU",
+  webgpu:
+    "WebGPU needs a GPU adapter: install the GPU's Vulkan driver and loader (libvulkan.so.1) on Linux, D3D12 on Windows, Metal on macOS; use executionProvider 'cpu' on hosts without a GPU",
+};
+
+function checkProvider(provider: string): ExecutionProvider {
+  if (!(EXECUTION_PROVIDERS as readonly string[]).includes(provider)) {
+    throw new ExecutionProviderError(
+      `execution provider "${provider}" is not supported; expected one of ${EXECUTION_PROVIDERS.join(', ')}`,
+    );
+  }
+  const known = listSupportedBackends().map((backend) => backend.name);
+  if (!known.includes(provider)) {
+    throw new ExecutionProviderError(
+      `execution provider "${provider}" is not available in this onnxruntime-node build for ${process.platform}/${process.arch}: ${INSTALL_HINTS[provider as ExecutionProvider]}`,
+    );
+  }
+  return provider as ExecutionProvider;
+}
+
+/** Creates a session on exactly the provider asked for; if it cannot load, says how to install it. */
+export async function createSession(
+  model: Uint8Array,
+  options: RuntimeOptions = {},
+  weights: WeightsLocation = {},
+): Promise<InferenceSession> {
+  const provider = checkProvider(options.executionProvider ?? 'cpu');
+  if (
+    options.intraOpThreads !== undefined &&
+    (!Number.isInteger(options.intraOpThreads) || options.intraOpThreads < 1)
+  ) {
+    throw new ExecutionProviderError(
+      `intraOpThreads must be a positive integer, got ${options.intraOpThreads}`,
+    );
+  }
+  const sessionOptions: InferenceSession.SessionOptions = {
+    executionProviders: [provider],
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+    ...(options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads }),
+    ...(weights.externalData === undefined
+      ? {}
+      : { externalData: weights.externalData.map(({ path, data }) => ({ path, data })) }),
+    ...(weights.externalDataFolder
+      ? { extra: { session: { model_external_initializers_file_folder_path: weights.externalDataFolder } } }
+      : {}),
+  };
+  try {
+    return await InferenceSession.create(model, sessionOptions);
+  } catch (error) {
+    if (provider === 'cpu') throw error;
+    throw new ExecutionProviderError(
+      `execution provider "${provider}" could not be loaded (${(error as Error).message.split('\n')[0]}): ${INSTALL_HINTS[provider]}`,
+    );
+  }
+}
+
+export interface ForwardInput {
+  rows: number;
+  sequence: number;
+  /** [rows, sequence] */
+  inputIds: BigInt64Array;
+  /** [rows, cache columns + sequence] */
+  attentionMask: BigInt64Array;
+  /** [rows, sequence] */
+  positionIds: BigInt64Array;
+  cache: KvCache;
+  /** [rows] 1 / temperature (1 for greedy rows). */
+  inverseTemperature: Float32Array;
+  /** [rows] the uniform number that draws each row's block. */
+  blockUniform: Float32Array;
+  /** How many top candidates the head returns per row; 0 skips the search. */
+  topCount: number;
+  /** Also return the full probabilities (for top-p sets larger than the candidates). */
+  fetchProbabilities: boolean;
+}
+
+export interface ForwardOutput {
+  cache: KvCache;
+  /** [rows] */
+  sampledBlock: BigInt64Array;
+  /** [rows, BLOCK] */
+  blockProbabilities: Float32Array;
+  /** [rows, candidate blocks] */
+  candidateBlocks: BigInt64Array;
+  /** [rows, topCount] */
+  candidatePositions: BigInt64Array;
+  candidateProbabilities: Float32Array;
+  /** [rows, padded vocabulary] when fetched. */
+  probabilities: Float32Array | null;
+}
+
+/** Timings of the forward passes, for benchmarks and monitoring. */
+export interface ForwardStats {
+  runs: number;
+  runMs: number;
+  /** Runs that also copied out the full probabilities (top-p sets larger than the candidates). */
+  fullDistributionRuns: number;
+}
+
+/** A decoder session with the sampling head attached. */
+export class DecoderRunner {
+  readonly stats: ForwardStats = { runs: 0, runMs: 0, fullDistributionRuns: 0 };
+  private readonly outputNames: string[];
+
+  constructor(
+    private readonly session: InferenceSession,
+    readonly cacheShape: CacheShape,
+    readonly head: SamplingHeadInfo,
+  ) {
+    this.outputNames = [
+      SAMPLING_HEAD.sampledBlock,
+      SAMPLING_HEAD.blockProbabilities,
+      SAMPLING_HEAD.candidateBlocks,
+      SAMPLING_HEAD.candidatePositions,
+      SAMPLING_HEAD.candidateProbabilities,
+    ];
+    for (let layer = 0; layer < cacheShape.layers; layer++)
+      this.outputNames.push(`present.${layer}.key`, `present.${layer}.value`);
+  }
+
+  async forward(input: ForwardInput): Promise<ForwardOutput> {
+    const { rows, sequence } = input;
+    const feeds: Record<string, Tensor> = {
+      input_ids: new Tensor('int64', input.inputIds, [rows, sequence]),
+      attention_mask: new Tensor('int64', input.attentionMask, [rows, input.cache.columns + sequence]),
+      position_ids: new Tensor('int64', input.positionIds, [rows, sequence]),
+      ...input.cache.pastFeeds(),
+      [SAMPLING_HEAD.inverseTemperature]: new Tensor('float32', input.inverseTemperature, [rows]),
+      [SAMPLING_HEAD.blockUniform]: new Tensor('float32', input.blockUniform, [rows, 1]),
+      [SAMPLING_HEAD.topCount]: new Tensor(
+        'int64',
+        BigInt64Array.of(BigInt(Math.max(1, input.topCount))),
+        [1],
+      ),
+      [SAMPLING_HEAD.searchCandidates]: new Tensor('bool', Uint8Array.of(input.topCount > 0 ? 1 : 0), []),
+    };
+    const fetches = input.fetchProbabilities
+      ? [...this.outputNames, SAMPLING_HEAD.probabilities]
+      : this.outputNames;
+    const started = performance.now();
+    const outputs = (await this.session.run(feeds, fetches)) as Record<string, Tensor>;
+    this.stats.runMs += performance.now() - started;
+    this.stats.runs += 1;
+    if (input.fetchProbabilities) this.stats.fullDistributionRuns += 1;
+    return {
+      cache: KvCache.fromPresent(this.cacheShape, outputs),
+      sampledBlock: outputs[SAMPLING_HEAD.sampledBlock].data as BigInt64Array,
+      blockProbabilities: outputs[SAMPLING_HEAD.blockProbabilities].data as Float32Array,
+      candidateBlocks: outputs[SAMPLING_HEAD.candidateBlocks].data as BigInt64Array,
+      candidatePositions: outputs[SAMPLING_HEAD.candidatePositions].data as BigInt64Array,
+      candidateProbabilities: outputs[SAMPLING_HEAD.candidateProbabilities].data as Float32Array,
+      probabilities: input.fetchProbabilities
+        ? (outputs[SAMPLING_HEAD.probabilities].data as Float32Array)
+        : null,
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
