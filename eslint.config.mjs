@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.local/**', 'models/**', '*.js', '*.mjs'] },
+  { ignores: ['node_modules/**', 'dist/**', '.local/**', 'models/**', '**/*.js', '**/*.mjs'] },
   ...tseslint.configs.recommended,
   {
     rules: {
