@@ -3,26 +3,20 @@
  * filesystem blob store. Checks result rows, memory records, paging with continue-as-new, malformed rows,
  * visibility, a rerun that recomputes nothing, and that Temporal and the in-process loop give the same records.
  */
-import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { generateSyntheticRows, toJsonLines } from '../../lib/data/synthetic';
 import { EpisodeSteps } from '../../lib/episode/steps';
 import type { EpisodeInputRecord, EpisodeResult, MemoryStepRecord } from '../../lib/episode/types';
-import { loadPolicy, type Policy } from '../../lib/model';
 import {
-  createBlobStore,
   episodeInputKey,
   episodeMemoryPrefix,
   runResultsPrefix,
   batchRowErrorsKey,
   type BlobStore,
 } from '../../lib/storage';
-import { projectRoot } from '../../temporal.config';
 import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../../workflows/batch';
-import { startWorkers, type RunningWorkers } from '../../workers/worker';
-import { connectTestClient, eventually, requireStackEnvironment, testConfig, testSettings } from '../support/stack';
-
-const BUNDLED_MODEL = path.join(projectRoot, 'models', 'rememr1-tiny');
+import { WorkerRig } from '../support/rig';
+import { eventually, requireStackEnvironment, testConfig, testSettings } from '../support/stack';
 
 async function keysUnder(store: BlobStore, prefix: string): Promise<string[]> {
   const keys: string[] = [];
@@ -33,23 +27,17 @@ async function keysUnder(store: BlobStore, prefix: string): Promise<string[]> {
 describe('batch QA on the Temporal dev server', () => {
   requireStackEnvironment();
   const config = testConfig('batch');
-  let policy: Policy;
+  let rig: WorkerRig;
   let store: BlobStore;
-  let workers: RunningWorkers;
   let client: Client;
 
   beforeAll(async () => {
-    policy = await loadPolicy(BUNDLED_MODEL, { maxBatchSize: 4 });
-    store = createBlobStore(config.storage);
-    workers = await startWorkers({ role: 'all', config, policy, store });
-    client = await connectTestClient(config);
+    rig = await WorkerRig.start(config);
+    ({ store, client } = rig);
   });
 
   afterAll(async () => {
-    await workers?.shutdown();
-    await client?.connection.close();
-    await policy?.dispose();
-    await store?.close();
+    await rig?.close();
   });
 
   // Run ids are unique per test run: the dev server keeps history across runs of the suite.
@@ -124,7 +112,7 @@ describe('batch QA on the Temporal dev server', () => {
 
   it('writes the same memory records as the plain in-process loop', async () => {
     const runId = uniqueRunId;
-    const reference = new EpisodeSteps({ store, policy });
+    const reference = new EpisodeSteps({ store, policy: rig.policy! });
     const referenceRun = { runId: 'in-process-reference', episodeId: 'row-000000000' };
     const input = await store.getJson<EpisodeInputRecord>(episodeInputKey(runId, 'row-000000000'));
     await store.putJson(episodeInputKey(referenceRun.runId, referenceRun.episodeId), input);

@@ -2,45 +2,33 @@
  * A long document keeps a bounded history: on a dev server told to suggest continue-as-new after 40 events,
  * one episode of many chunks spreads over several runs and still reads every chunk exactly once.
  */
-import type { Client } from '@temporalio/client';
 import { generateSyntheticRows } from '../../lib/data/synthetic';
 import type { EpisodeInputRecord } from '../../lib/episode/types';
-import { loadPolicy, type Policy } from '../../lib/model';
-import { createBlobStore, episodeInputKey, episodeMemoryPrefix, type BlobStore } from '../../lib/storage';
-import { stackPaths, startTemporal, stopTemporal, type StackPaths } from '../../infra/local-stack';
+import { episodeInputKey, episodeMemoryPrefix } from '../../lib/storage';
+import { startTemporal, stopTemporal, type StackPaths } from '../../infra/local-stack';
 import { episodeWorkflow } from '../../workflows/episode';
-import { startWorkers, type RunningWorkers } from '../../workers/worker';
-import { connectTestClient, freePortPair, requireStackEnvironment, tempDir, testConfig, testSettings } from '../support/stack';
+import { WorkerRig, privateServerSlot } from '../support/rig';
+import { requireStackEnvironment, testConfig, testSettings } from '../support/stack';
 
 describe('an episode longer than one history', () => {
   requireStackEnvironment();
   let paths: StackPaths;
   let address: string;
-  let policy: Policy;
-  let store: BlobStore;
-  let workers: RunningWorkers | undefined;
-  let client: Client | undefined;
+  let rig: WorkerRig | undefined;
 
   beforeAll(async () => {
-    paths = stackPaths(tempDir('long-stack'));
-    address = `127.0.0.1:${await freePortPair()}`;
+    ({ paths, address } = await privateServerSlot('long'));
     await startTemporal({ paths, address, namespace: 'default', ui: false, dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 40 } });
-    policy = await loadPolicy(testConfig('long').model.path, { maxBatchSize: 2 });
   });
 
   afterAll(async () => {
-    await workers?.shutdown();
-    await client?.connection.close();
-    await policy?.dispose();
-    await store?.close();
+    await rig?.close();
     await stopTemporal(paths);
   });
 
   it('continues as new and reads every chunk once', async () => {
-    const config = testConfig('long', { address });
-    store = createBlobStore(config.storage);
-    workers = await startWorkers({ role: 'all', config, policy, store });
-    client = await connectTestClient(config);
+    rig = await WorkerRig.start(testConfig('long', { address }));
+    const { client, config, store } = rig;
     const [row] = generateSyntheticRows({ seed: 8, questions: 1, documentsPerQuestion: 30, wordsPerDocument: 40 });
     const input: EpisodeInputRecord = { id: row.id, rowIndex: 0, question: row.question, context: row.context, answers: row.answers };
     const ref = { runId: 'long-run', episodeId: 'long-episode' };
