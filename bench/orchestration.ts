@@ -52,7 +52,11 @@ async function orchestrationTax(options: Options): Promise<void> {
   const settings: EpisodeSettings = { ...defaultEpisodeSettings, chunkTokens: 256, memoryMaxNewTokens: options.memoryTokens, answerMaxNewTokens: 16 };
   const rows = generateSyntheticRows({ seed: 99, questions: options.episodes + 1, documentsPerQuestion: 8, wordsPerDocument: 40 });
   const inputs: EpisodeInputRecord[] = rows.map((row) => ({ id: row.id, rowIndex: row.rowIndex, question: row.question, context: row.context, answers: row.answers }));
-  const workers = await startWorkers({ role: 'all', config, policy, store });
+  // The deployment shape: workflows in this process, model activities in an inference worker process of their own
+  // (onnxruntime-node runs a forward pass on the calling thread, which would stall this process's workflow tasks).
+  const workers = await startWorkers({ role: 'orchestration', config, store });
+  const inference = startWorkerProcess('inference', config);
+  await inference.ready;
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const steps = new EpisodeSteps({ store, policy });
@@ -120,6 +124,7 @@ async function orchestrationTax(options: Options): Promise<void> {
       console.log(`  identical results on both paths: ${same(plainA.results, durable.results) && same(plainA.results, plainB.results) ? 'yes' : 'NO'}`);
     }
   } finally {
+    await killHard(inference);
     await workers.shutdown();
     await connection.close();
     await policy.dispose();
