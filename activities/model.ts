@@ -50,10 +50,10 @@ export async function withHeartbeat<T>(work: () => Promise<T>, intervalMs = 2000
 export function createModelActivities(deps: ModelActivityDeps) {
   const steps = new EpisodeSteps({ store: deps.store, policy: deps.policy });
   return {
-    async prepareEpisode(ref: EpisodeRef, settings: EpisodeSettings): Promise<ChunkManifest> {
+    /** Only the counts travel back to the workflow; the chunk ranges stay in the manifest in the blob store. */
+    async prepareEpisode(ref: EpisodeRef, settings: EpisodeSettings): Promise<Pick<ChunkManifest, 'chunkCount' | 'documentTokens'>> {
       const manifest = await withHeartbeat(() => failFastOnBadInput(() => steps.prepare(ref, settings)));
-      // Only the counts travel back to the workflow; the ranges stay in the blob store.
-      return { chunkCount: manifest.chunkCount, documentTokens: manifest.documentTokens, chunkTokenRanges: [] };
+      return { chunkCount: manifest.chunkCount, documentTokens: manifest.documentTokens };
     },
     async memoryStep(ref: EpisodeRef, settings: EpisodeSettings, step: number): Promise<MemoryStepSummary> {
       return withHeartbeat(() => failFastOnBadInput(() => steps.memoryStep(ref, settings, step)));

@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel, type WorkflowBundle } from '@temporalio/worker';
+import type { Duration } from '@temporalio/common';
 import { createBatchActivities } from '../activities/batch';
 import { createModelActivities } from '../activities/model';
 import { loadPolicy, type Policy } from '../lib/model';
@@ -108,7 +109,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         taskQueue: config.taskQueues.inference,
         activities: createModelActivities({ store, policy }),
         maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentModelSteps,
-        shutdownGraceTime: config.worker.shutdownGraceTime as `${number}s`,
+        shutdownGraceTime: config.worker.shutdownGraceTime as Duration,
       }),
     );
   }
@@ -122,7 +123,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         activities: createBatchActivities({ store }),
         maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
         maxCachedWorkflows: config.worker.maxCachedWorkflows,
-        shutdownGraceTime: config.worker.shutdownGraceTime as `${number}s`,
+        shutdownGraceTime: config.worker.shutdownGraceTime as Duration,
       }),
     );
   }
