@@ -15,6 +15,8 @@ import {
   type BlobStore,
 } from '../../lib/storage';
 import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../../workflows/batch';
+import { Worker } from '@temporalio/worker';
+import { workflowBundle } from '../../workers/worker';
 import { WorkerRig } from '../support/rig';
 import { eventually, requireStackEnvironment, testConfig, testSettings } from '../support/stack';
 
@@ -90,6 +92,12 @@ describe('batch QA on the Temporal dev server', () => {
     expect(progress).toMatchObject({ status: 'done', page: 1, pages: 2, done: 3, failed: 0 });
     const description = await handle.describe();
     expect(description.status.name).toBe('COMPLETED');
+
+    // Replaying the recorded histories with today's workflow code reproduces them (determinism check).
+    const bundle = await workflowBundle();
+    await Worker.runReplayHistory({ workflowBundle: bundle }, await handle.fetchHistory(), `batch.${runId}`);
+    const episodeHandle = client.workflow.getHandle(`${runId}.row-000000002`);
+    await Worker.runReplayHistory({ workflowBundle: bundle }, await episodeHandle.fetchHistory(), `${runId}.row-000000002`);
 
     const episodes = await eventually('episodes in visibility', async () => {
       const found: string[] = [];
