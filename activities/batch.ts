@@ -3,8 +3,7 @@
  * list a page's unfinished episodes, record failures, and aggregate the summary.
  */
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
-import { detectDatasetFormat, readDataset, DatasetFormatError, type RowError } from '../lib/data/dataset';
+import { detectDatasetFormat, readDataset, type RowError } from '../lib/data/dataset';
 import { SummaryBuilder, type BatchSummary } from '../lib/episode/summary';
 import type { EpisodeInputRecord, EpisodeResult } from '../lib/episode/types';
 import {
@@ -19,7 +18,7 @@ import {
   runResultsPrefix,
   type BlobStore,
 } from '../lib/storage';
-import { failFastOnBadInput } from './model';
+import { failFastOnBadInput } from './failures';
 
 export interface BatchIndex {
   rows: number;
@@ -52,13 +51,7 @@ export function createBatchActivities(deps: { store: BlobStore }) {
     async indexDataset(runId: string, datasetKey: string, pageSize: number): Promise<BatchIndex> {
       return failFastOnBadInput(async () => {
         if (await store.exists(batchIndexKey(runId))) return store.getJson<BatchIndex>(batchIndexKey(runId));
-        const format = (() => {
-          try {
-            return detectDatasetFormat(datasetKey);
-          } catch (error) {
-            throw ApplicationFailure.nonRetryable((error as Error).message, 'DatasetFormatError');
-          }
-        })();
+        const format = detectDatasetFormat(datasetKey);
         const context = Context.current();
         const errors: RowError[] = [];
         let invalidRows = 0;
@@ -70,24 +63,19 @@ export function createBatchActivities(deps: { store: BlobStore }) {
           pages += 1;
           page = [];
         };
-        try {
-          for await (const item of readDataset({ stream: () => store.getStream(datasetKey), bytes: () => store.get(datasetKey) }, format)) {
-            rows += 1;
-            if (!item.ok) {
-              invalidRows += 1;
-              if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(item.error);
-              continue;
-            }
-            const episodeId = episodeIdForRow(item.row.rowIndex);
-            const record: EpisodeInputRecord = { id: item.row.id, rowIndex: item.row.rowIndex, question: item.row.question, context: item.row.context, answers: item.row.answers };
-            await store.putJson(episodeInputKey(runId, episodeId), record);
-            page.push({ episodeId, rowIndex: item.row.rowIndex });
-            if (page.length === pageSize) await flush();
-            if (rows % 100 === 0) context.heartbeat(rows);
+        for await (const item of readDataset({ stream: () => store.getStream(datasetKey), bytes: () => store.get(datasetKey) }, format)) {
+          rows += 1;
+          if (!item.ok) {
+            invalidRows += 1;
+            if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(item.error);
+            continue;
           }
-        } catch (error) {
-          if (error instanceof DatasetFormatError) throw ApplicationFailure.nonRetryable(error.message, error.name);
-          throw error;
+          const episodeId = episodeIdForRow(item.row.rowIndex);
+          const record: EpisodeInputRecord = { id: item.row.id, rowIndex: item.row.rowIndex, question: item.row.question, context: item.row.context, answers: item.row.answers };
+          await store.putJson(episodeInputKey(runId, episodeId), record);
+          page.push({ episodeId, rowIndex: item.row.rowIndex });
+          if (page.length === pageSize) await flush();
+          if (rows % 100 === 0) context.heartbeat(rows);
         }
         if (page.length > 0) await flush();
         await store.putJson(batchRowErrorsKey(runId), { invalidRows, errors, truncated: invalidRows > errors.length });
