@@ -8,6 +8,7 @@
  * (forward or reverse, the paper's "distant evidence" setting) and the minimum gap between evidence documents.
  * The same options and seed give the same bytes.
  */
+import { Xoshiro128 } from '../model/random';
 import type { QaRow } from './dataset';
 
 export interface SyntheticOptions {
@@ -33,16 +34,10 @@ export const defaultSyntheticOptions: SyntheticOptions = {
   minEvidenceGap: 4,
 };
 
-/** mulberry32: a small, fast, well-distributed 32-bit generator; plenty for choosing words. */
+/** The project's seeded generator (xoshiro128**), as a plain uniform-in-[0, 1) function. */
 function createRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const generator = Xoshiro128.forLabel(seed, 'synthetic-benchmark');
+  return () => generator.nextFloat();
 }
 
 const SYLLABLES = ['ar', 'bel', 'cor', 'dun', 'el', 'fen', 'gal', 'hor', 'is', 'jor', 'kel', 'lun', 'mar', 'nor', 'os', 'pel', 'quin', 'ras', 'sol', 'tor', 'ul', 'ven', 'wyn', 'zar'];
