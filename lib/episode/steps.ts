@@ -75,6 +75,7 @@ export class EpisodeSteps {
   private readonly policy: Policy;
   private readonly histories: LRUCache<string, CachedHistory>;
   private readonly inputs: LRUCache<string, EpisodeInputRecord>;
+  private readonly parsedTemplates = new LRUCache<string, PromptTemplates>({ max: 16 });
   private readonly onProgress: () => void;
 
   constructor(deps: EpisodeStepsDeps) {
@@ -232,8 +233,16 @@ export class EpisodeSteps {
     return input;
   }
 
+  /** User templates are parsed once per distinct text, not at every step. */
   private templates(settings: EpisodeSettings): PromptTemplates | undefined {
-    return settings.promptTemplates ? parsePromptTemplates(settings.promptTemplates) : undefined;
+    const text = settings.promptTemplates;
+    if (!text) return undefined;
+    let parsed = this.parsedTemplates.get(text);
+    if (!parsed) {
+      parsed = parsePromptTemplates(text);
+      this.parsedTemplates.set(text, parsed);
+    }
+    return parsed;
   }
 
   private async readRecords(ref: EpisodeRef, count: number): Promise<MemoryStepRecord[]> {
