@@ -95,6 +95,8 @@ export const configSchema = z
         path: z.string().min(1),
         executionProvider: z.enum(['cpu', 'cuda', 'webgpu']),
         intraOpThreads: z.number().int().min(0),
+        /** Busy-waiting intra-op threads: faster on an inference-only host, harmful next to a server. */
+        spinWait: z.boolean(),
         maxBatchSize: z.number().int().min(1).max(256),
       })
       .strict(),
@@ -154,6 +156,7 @@ export function defaultConfig(): RememConfig {
       path: path.join(projectRoot, 'models', 'rememr1-tiny'),
       executionProvider: 'cpu',
       intraOpThreads: 0,
+      spinWait: false,
       maxBatchSize: 8,
     },
     worker: {
@@ -190,6 +193,7 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_MODEL', path: ['model', 'path'], type: 'string' },
   { env: 'REMEMR1_EXECUTION_PROVIDER', path: ['model', 'executionProvider'], type: 'string' },
   { env: 'REMEMR1_INTRA_OP_THREADS', path: ['model', 'intraOpThreads'], type: 'number' },
+  { env: 'REMEMR1_ORT_SPIN_WAIT', path: ['model', 'spinWait'], type: 'boolean' },
   { env: 'REMEMR1_MAX_BATCH_SIZE', path: ['model', 'maxBatchSize'], type: 'number' },
   { env: 'REMEMR1_MAX_CONCURRENT_MODEL_STEPS', path: ['worker', 'maxConcurrentModelSteps'], type: 'number' },
   { env: 'REMEMR1_LOCAL_DIR', path: ['localDir'], type: 'string' },

@@ -3,7 +3,7 @@
  * through a plain in-process loop, as a ratio, plus the Temporal overhead per chunk step; then batch throughput
  * with 1, 2 and 4 inference worker processes.
  *
- *   npx tsx bench/orchestration.ts [--episodes 4] [--memory-tokens 96] [--skip-throughput]
+ *   npx tsx bench/orchestration.ts [--episodes 8] [--memory-tokens 96] [--documents 24] [--skip-throughput]
  *
  * Needs a Temporal server at the configured address (the local dev server is started if none answers).
  */
@@ -11,22 +11,29 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { tsToMs } from '@temporalio/common/lib/time';
 import { Command } from 'commander';
 import { stackPaths, startTemporal } from '../infra/local-stack';
 import { generateSyntheticRows, toJsonLines } from '../lib/data/synthetic';
-import { EpisodeSteps } from '../lib/episode/steps';
-import { defaultEpisodeSettings, type EpisodeInputRecord, type EpisodeResult, type EpisodeSettings } from '../lib/episode/types';
-import { loadPolicy } from '../lib/model';
+import {
+  defaultEpisodeSettings,
+  type EpisodeInputRecord,
+  type EpisodeResult,
+  type EpisodeSettings,
+} from '../lib/episode/types';
 import { createBlobStore, episodeInputKey, runResultsPrefix } from '../lib/storage';
 import { loadConfig, type RememConfig } from '../temporal.config';
 import { batchQAWorkflow } from '../workflows/batch';
 import { episodeWorkflow } from '../workflows/episode';
 import { startWorkerProcess, killHard, type WorkerProcess } from '../workers/spawn';
 import { startWorkers } from '../workers/worker';
+import { startPlainLoop, type LoopOutcome } from './plain-loop';
 
 interface Options {
   episodes: number;
   memoryTokens: number;
+  documents: number;
+  pauseMs: number;
   skipThroughput?: boolean;
   concurrency: number;
   throughputEpisodes: number;
@@ -37,21 +44,59 @@ function benchConfig(tag: string): RememConfig {
   const stamp = `${tag}-${process.pid}-${Date.now()}`;
   return {
     ...base,
-    taskQueues: { orchestration: `bench-orch-${stamp}`, inference: `bench-inf-${stamp}`, trainer: `bench-train-${stamp}` },
+    taskQueues: {
+      orchestration: `bench-orch-${stamp}`,
+      inference: `bench-inf-${stamp}`,
+      trainer: `bench-train-${stamp}`,
+    },
     storage: { kind: 'fs', root: fs.mkdtempSync(path.join(os.tmpdir(), `rememr1-bench-${tag}-`)) },
   };
+}
+
+/** Total started → completed time, from the workflows' histories, of their activities of one type. */
+async function activitySeconds(client: Client, workflowIds: string[], activityType: string): Promise<number> {
+  let total = 0;
+  for (const workflowId of workflowIds) {
+    const { events } = await client.workflow.getHandle(workflowId).fetchHistory();
+    const scheduled = new Set<number>();
+    const started = new Map<number, number>();
+    for (const event of events ?? []) {
+      const id = Number(event.eventId);
+      if (event.activityTaskScheduledEventAttributes?.activityType?.name === activityType) scheduled.add(id);
+      const start = event.activityTaskStartedEventAttributes;
+      if (start && scheduled.has(Number(start.scheduledEventId)))
+        started.set(Number(start.scheduledEventId), tsToMs(event.eventTime));
+      const done = event.activityTaskCompletedEventAttributes;
+      if (done && started.has(Number(done.scheduledEventId)))
+        total += tsToMs(event.eventTime) - (started.get(Number(done.scheduledEventId)) ?? 0);
+    }
+  }
+  return total;
 }
 
 async function orchestrationTax(options: Options): Promise<void> {
   const config = benchConfig('tax');
   const store = createBlobStore(config.storage);
-  const policy = await loadPolicy(config.model.path, {
-    maxBatchSize: config.model.maxBatchSize,
-    intraOpThreads: config.model.intraOpThreads > 0 ? config.model.intraOpThreads : undefined,
+  const settings: EpisodeSettings = {
+    ...defaultEpisodeSettings,
+    chunkTokens: 256,
+    memoryMaxNewTokens: options.memoryTokens,
+    answerMaxNewTokens: 16,
+  };
+  // Long enough documents for several chunks per episode: the setting ReMemR1 is for.
+  const rows = generateSyntheticRows({
+    seed: 99,
+    questions: options.episodes + 1,
+    documentsPerQuestion: options.documents,
+    wordsPerDocument: 40,
   });
-  const settings: EpisodeSettings = { ...defaultEpisodeSettings, chunkTokens: 256, memoryMaxNewTokens: options.memoryTokens, answerMaxNewTokens: 16 };
-  const rows = generateSyntheticRows({ seed: 99, questions: options.episodes + 1, documentsPerQuestion: 8, wordsPerDocument: 40 });
-  const inputs: EpisodeInputRecord[] = rows.map((row) => ({ id: row.id, rowIndex: row.rowIndex, question: row.question, context: row.context, answers: row.answers }));
+  const inputs: EpisodeInputRecord[] = rows.map((row) => ({
+    id: row.id,
+    rowIndex: row.rowIndex,
+    question: row.question,
+    context: row.context,
+    answers: row.answers,
+  }));
   // The deployment shape: workflows in this process, model activities in an inference worker process of their own
   // (onnxruntime-node runs a forward pass on the calling thread, which would stall this process's workflow tasks).
   const workers = await startWorkers({ role: 'orchestration', config, store });
@@ -59,83 +104,169 @@ async function orchestrationTax(options: Options): Promise<void> {
   await inference.ready;
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
-  const steps = new EpisodeSteps({ store, policy });
+  const plainLoop = await startPlainLoop(config);
 
-  const inProcess = async (runId: string, index: number): Promise<{ steps: number; result: EpisodeResult }> => {
-    const ref = { runId, episodeId: `episode-${index}` };
-    await store.putJson(episodeInputKey(ref.runId, ref.episodeId), inputs[index]);
-    const manifest = await steps.prepare(ref, settings);
-    for (let step = 0; step < manifest.chunkCount; step += 1) await steps.memoryStep(ref, settings, step);
-    const result = await steps.answer(ref, settings, manifest.chunkCount);
-    return { steps: manifest.chunkCount + 2, result };
-  };
-  const throughTemporal = async (runId: string, index: number): Promise<{ result: EpisodeResult }> => {
-    const ref = { runId, episodeId: `episode-${index}` };
-    await store.putJson(episodeInputKey(ref.runId, ref.episodeId), inputs[index]);
-    const result = await client.workflow.execute(episodeWorkflow, {
-      workflowId: `${runId}.${ref.episodeId}`,
-      taskQueue: config.taskQueues.orchestration,
-      args: [{ ...ref, settings, runtime: { taskQueues: config.taskQueues, activities: config.activities } }],
-    });
-    return { result };
-  };
-
-  /** Runs episodes [0, n) `concurrency` at a time on one path; the wall time and the results in order. */
-  const runAll = async (
-    path: (runId: string, index: number) => Promise<{ result: EpisodeResult; steps?: number }>,
-    runId: string,
-    concurrency: number,
-  ): Promise<{ ms: number; results: EpisodeResult[]; steps: number }> => {
-    const results: EpisodeResult[] = [];
-    let steps = 0;
-    let next = 0;
+  const timed = async <T>(work: () => Promise<T>): Promise<[T, number]> => {
     const started = performance.now();
-    const lane = async (): Promise<void> => {
-      while (next < options.episodes) {
-        const index = next++;
-        const outcome = await path(runId, index);
-        results[index] = outcome.result;
-        steps += outcome.steps ?? 0;
-      }
-    };
-    await Promise.all(Array.from({ length: concurrency }, lane));
-    return { ms: performance.now() - started, results, steps };
+    const value = await work();
+    return [value, performance.now() - started];
   };
-  const same = (a: EpisodeResult[], b: EpisodeResult[]): boolean =>
-    JSON.stringify(a.map((r) => ({ ...r, runId: '' }))) === JSON.stringify(b.map((r) => ({ ...r, runId: '' })));
+  /** The plain loop: the same steps, same store, same seeds, in a process like the inference worker's. */
+  const throughPlainLoop = async (runId: string, index: number, pauseMs = 0): Promise<LoopOutcome> => {
+    const ref = { runId, episodeId: `episode-${index}` };
+    await store.putJson(episodeInputKey(ref.runId, ref.episodeId), inputs[index]);
+    return plainLoop.run(ref, settings, pauseMs);
+  };
+  const throughTemporal = async (
+    runId: string,
+    index: number,
+  ): Promise<{ ms: number; result: EpisodeResult }> => {
+    const ref = { runId, episodeId: `episode-${index}` };
+    await store.putJson(episodeInputKey(ref.runId, ref.episodeId), inputs[index]);
+    const [result, ms] = await timed(() =>
+      client.workflow.execute(episodeWorkflow, {
+        workflowId: `${runId}.${ref.episodeId}`,
+        taskQueue: config.taskQueues.orchestration,
+        args: [
+          { ...ref, settings, runtime: { taskQueues: config.taskQueues, activities: config.activities } },
+        ],
+      }),
+    );
+    return { ms, result };
+  };
+  const sameResult = (a: EpisodeResult, b: EpisodeResult): boolean =>
+    JSON.stringify({ ...a, runId: '' }) === JSON.stringify({ ...b, runId: '' });
 
   try {
     // Warm-up (ORT session, workflow bundle, caches), not measured.
-    await inProcess('warm-a', options.episodes);
+    await throughPlainLoop('warm-a', options.episodes);
     await throughTemporal('warm-b', options.episodes);
     console.log('\n== Orchestration tax (same episodes, same seeds, so the same answers) ==');
-    for (const concurrency of [1, options.concurrency]) {
-      // Plain first, then Temporal, then plain again: the mean of the two plain runs cancels slow drift in load.
-      const plainA = await runAll(inProcess, `plain-a-${concurrency}`, concurrency);
-      const durable = await runAll(throughTemporal, `temporal-${concurrency}`, concurrency);
-      const plainB = await runAll(inProcess, `plain-b-${concurrency}`, concurrency);
-      const plainMs = (plainA.ms + plainB.ms) / 2;
-      const steps = plainA.steps;
-      console.log(`\n${options.episodes} episodes, ${concurrency} at a time; ${steps} activities (prepare + chunk steps + answer)`);
-      console.log(`  mean model activity time in-process: ${((plainA.ms * concurrency) / steps).toFixed(1)} ms`);
-      console.log(`  in-process loop: ${(plainMs / 1000).toFixed(2)} s   Temporal: ${(durable.ms / 1000).toFixed(2)} s`);
-      console.log(`  ratio Temporal / in-process: ${(durable.ms / plainMs).toFixed(3)}`);
-      console.log(`  Temporal overhead per step (wall): ${((durable.ms - plainMs) / (steps / concurrency)).toFixed(1)} ms`);
-      console.log(`  identical results on both paths: ${same(plainA.results, durable.results) && same(plainA.results, plainB.results) ? 'yes' : 'NO'}`);
+
+    // One at a time, interleaved episode by episode (the order of the paths rotates), so drift in machine speed
+    // hits every path alike. The third path is a control: the plain loop idle for about one Temporal round trip
+    // before each chunk step. On machines whose CPUs slow down when idle (virtual machines, power saving) a step
+    // after an idle gap runs slower whatever caused the gap; its step time against the plain loop's shows how
+    // much of the overhead is that, rather than Temporal's own round trips.
+    const stamp = Date.now();
+    const totals = {
+      plainMs: 0,
+      temporalMs: 0,
+      activities: 0,
+      chunkSteps: 0,
+      chunkStepMs: 0,
+      pausedStepMs: 0,
+    };
+    let identical = true;
+    for (let index = 0; index < options.episodes; index += 1) {
+      const results: { plain?: EpisodeResult; temporal?: EpisodeResult; paused?: EpisodeResult } = {};
+      const paths: (() => Promise<void>)[] = [
+        async () => {
+          const plain = await throughPlainLoop(`plain-${stamp}`, index);
+          totals.plainMs += plain.ms;
+          totals.activities += plain.activities;
+          totals.chunkSteps += plain.chunkSteps;
+          totals.chunkStepMs += plain.chunkStepMs;
+          results.plain = plain.result;
+        },
+        async () => {
+          const durable = await throughTemporal(`temporal-${stamp}`, index);
+          totals.temporalMs += durable.ms;
+          results.temporal = durable.result;
+        },
+        async () => {
+          const paused = await throughPlainLoop(`paused-${stamp}`, index, options.pauseMs);
+          totals.pausedStepMs += paused.chunkStepMs;
+          results.paused = paused.result;
+        },
+      ];
+      for (let turn = 0; turn < paths.length; turn += 1) await paths[(index + turn) % paths.length]();
+      const { plain, temporal, paused } = results;
+      identical &&=
+        plain !== undefined &&
+        temporal !== undefined &&
+        paused !== undefined &&
+        sameResult(plain, temporal) &&
+        sameResult(plain, paused);
     }
+    const { plainMs, temporalMs, activities, chunkSteps } = totals;
+    const workerChunkStepMs = await activitySeconds(
+      client,
+      Array.from({ length: options.episodes }, (_, i) => `temporal-${stamp}.episode-${i}`),
+      'memoryStep',
+    );
+    console.log(
+      `\n${options.episodes} episodes, 1 at a time, interleaved; ${activities} activities (${chunkSteps} chunk steps + prepare + answer each)`,
+    );
+    console.log(
+      `  mean chunk-step time: plain loop ${(totals.chunkStepMs / chunkSteps).toFixed(1)} ms, in the inference worker ${(workerChunkStepMs / chunkSteps).toFixed(1)} ms (started → completed in the history)`,
+    );
+    console.log(
+      `  control: plain loop idle ${options.pauseMs} ms before each chunk step: ${(totals.pausedStepMs / chunkSteps).toFixed(1)} ms per chunk step (pauses not counted)`,
+    );
+    console.log(
+      `  plain loop: ${(plainMs / 1000).toFixed(2)} s   Temporal: ${(temporalMs / 1000).toFixed(2)} s`,
+    );
+    console.log(`  ratio Temporal / plain loop: ${(temporalMs / plainMs).toFixed(3)}`);
+    console.log(
+      `  Temporal overhead per activity (wall): ${((temporalMs - plainMs) / activities).toFixed(1)} ms`,
+    );
+    console.log(`  identical results on all paths: ${identical ? 'yes' : 'NO'}`);
+
+    // Several at a time: whole runs (plain, Temporal, plain again; the mean of the plain runs cancels drift).
+    const concurrency = options.concurrency;
+    const runAll = async (
+      path: (runId: string, index: number) => Promise<{ result: EpisodeResult }>,
+      runId: string,
+    ): Promise<{ ms: number; results: EpisodeResult[] }> => {
+      const results: EpisodeResult[] = [];
+      let next = 0;
+      const lane = async (): Promise<void> => {
+        while (next < options.episodes) {
+          const index = next++;
+          results[index] = (await path(runId, index)).result;
+        }
+      };
+      const [, ms] = await timed(() => Promise.all(Array.from({ length: concurrency }, lane)));
+      return { ms, results };
+    };
+    const plainA = await runAll(throughPlainLoop, `plain-a-${stamp}`);
+    const concurrent = await runAll(throughTemporal, `temporal-c-${stamp}`);
+    const plainB = await runAll(throughPlainLoop, `plain-b-${stamp}`);
+    const concurrentPlainMs = (plainA.ms + plainB.ms) / 2;
+    console.log(
+      `\n${options.episodes} episodes, ${concurrency} at a time (requests share batched forward passes)`,
+    );
+    console.log(
+      `  plain loop: ${(concurrentPlainMs / 1000).toFixed(2)} s   Temporal: ${(concurrent.ms / 1000).toFixed(2)} s`,
+    );
+    console.log(`  ratio Temporal / plain loop: ${(concurrent.ms / concurrentPlainMs).toFixed(3)}`);
+    console.log(
+      `  identical results on both paths: ${concurrent.results.every((result, i) => sameResult(result, plainA.results[i]) && sameResult(result, plainB.results[i])) ? 'yes' : 'NO'}`,
+    );
   } finally {
     await killHard(inference);
+    await plainLoop.stop();
     await workers.shutdown();
     await connection.close();
-    await policy.dispose();
     await store.close();
   }
 }
 
 async function throughput(options: Options): Promise<void> {
   console.log('\n== Batch throughput by number of inference worker processes ==');
-  const settings: EpisodeSettings = { ...defaultEpisodeSettings, chunkTokens: 256, memoryMaxNewTokens: 32, answerMaxNewTokens: 12 };
-  const rows = generateSyntheticRows({ seed: 7, questions: options.throughputEpisodes, documentsPerQuestion: 6, wordsPerDocument: 40 });
+  const settings: EpisodeSettings = {
+    ...defaultEpisodeSettings,
+    chunkTokens: 256,
+    memoryMaxNewTokens: 32,
+    answerMaxNewTokens: 12,
+  };
+  const rows = generateSyntheticRows({
+    seed: 7,
+    questions: options.throughputEpisodes,
+    documentsPerQuestion: 6,
+    wordsPerDocument: 40,
+  });
   for (const count of [1, 2, 4]) {
     const config = benchConfig(`tp${count}`);
     const store = createBlobStore(config.storage);
@@ -152,12 +283,25 @@ async function throughput(options: Options): Promise<void> {
       const summary = await client.workflow.execute(batchQAWorkflow, {
         workflowId: `batch.${runId}.${Date.now()}`,
         taskQueue: config.taskQueues.orchestration,
-        args: [{ runId, datasetKey: 'datasets/bench/rows.jsonl', dataset: 'bench', settings, runtime: { taskQueues: config.taskQueues, activities: config.activities }, width: 16, pageSize: 1000, stopOnBadRow: false }],
+        args: [
+          {
+            runId,
+            datasetKey: 'datasets/bench/rows.jsonl',
+            dataset: 'bench',
+            settings,
+            runtime: { taskQueues: config.taskQueues, activities: config.activities },
+            width: 16,
+            pageSize: 1000,
+            stopOnBadRow: false,
+          },
+        ],
       });
       const minutes = (performance.now() - started) / 60_000;
       let results = 0;
       for await (const _key of store.list(runResultsPrefix(runId))) results += 1;
-      console.log(`${count} inference worker(s): ${summary.overall.episodes} episodes (${results} result rows) in ${(minutes * 60).toFixed(1)} s = ${(summary.overall.episodes / minutes).toFixed(1)} episodes/min`);
+      console.log(
+        `${count} inference worker(s): ${summary.overall.episodes} episodes (${results} result rows) in ${(minutes * 60).toFixed(1)} s = ${(summary.overall.episodes / minutes).toFixed(1)} episodes/min`,
+      );
     } finally {
       for (const worker of inference) await killHard(worker);
       await orchestration.shutdown();
@@ -165,20 +309,39 @@ async function throughput(options: Options): Promise<void> {
       await store.close();
     }
   }
-  console.log(`(machine: ${os.cpus().length} cores; worker processes beyond the core count compete for the same CPUs)`);
+  console.log(
+    `(machine: ${os.cpus().length} cores; worker processes beyond the core count compete for the same CPUs)`,
+  );
 }
 
 async function main(): Promise<void> {
   const program = new Command('bench-orchestration')
     .option('--episodes <n>', 'episodes compared on both paths', (v) => Number(v), 8)
-    .option('--memory-tokens <n>', 'new tokens per memory step (sets the model step time)', (v) => Number(v), 96)
+    .option(
+      '--memory-tokens <n>',
+      'new tokens per memory step (sets the model step time)',
+      (v) => Number(v),
+      96,
+    )
+    .option('--pause-ms <n>', 'idle gap before each chunk step in the control run', (v) => Number(v), 25)
+    .option(
+      '--documents <n>',
+      'documents per question in the tax comparison (sets the chunks per episode)',
+      (v) => Number(v),
+      24,
+    )
     .option('--concurrency <n>', 'episodes at a time in the second comparison', (v) => Number(v), 4)
     .option('--throughput-episodes <n>', 'episodes per throughput batch', (v) => Number(v), 24)
     .option('--skip-throughput', 'only measure the orchestration tax');
   program.parse(process.argv);
   const options = program.opts<Options>();
   const config = loadConfig();
-  await startTemporal({ paths: stackPaths(config.localDir), address: config.temporal.address, namespace: config.temporal.namespace, ui: false });
+  await startTemporal({
+    paths: stackPaths(config.localDir),
+    address: config.temporal.address,
+    namespace: config.temporal.namespace,
+    ui: false,
+  });
   await orchestrationTax(options);
   if (!options.skipThroughput) await throughput(options);
 }

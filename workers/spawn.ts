@@ -20,6 +20,10 @@ export function workerEnvironment(config: RememConfig): NodeJS.ProcessEnv {
     REMEMR1_TASK_QUEUE_ORCHESTRATION: config.taskQueues.orchestration,
     REMEMR1_TASK_QUEUE_INFERENCE: config.taskQueues.inference,
     REMEMR1_MODEL: config.model.path,
+    REMEMR1_EXECUTION_PROVIDER: config.model.executionProvider,
+    REMEMR1_INTRA_OP_THREADS: String(config.model.intraOpThreads),
+    REMEMR1_ORT_SPIN_WAIT: String(config.model.spinWait),
+    REMEMR1_MAX_BATCH_SIZE: String(config.model.maxBatchSize),
     REMEMR1_STORAGE: config.storage.kind,
   };
   if (config.storage.kind === 'fs') env.REMEMR1_STORAGE_ROOT = config.storage.root;

@@ -11,7 +11,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, t
 import type { Duration } from '@temporalio/common';
 import { createBatchActivities } from '../activities/batch';
 import { createModelActivities } from '../activities/model';
-import { loadPolicy, type Policy } from '../lib/model';
+import { loadPolicy, type Policy, type PolicyOptions } from '../lib/model';
 import { createBlobStore, type BlobStore } from '../lib/storage';
 import type { RememConfig } from '../temporal.config';
 
@@ -79,6 +79,17 @@ export interface RunningWorkers {
   shutdown(): Promise<void>;
 }
 
+/** The policy runtime options a model configuration asks for (one mapping for workers, CLI and benchmarks). */
+export function policyOptions(model: RememConfig['model']): PolicyOptions {
+  return {
+    executionProvider: model.executionProvider,
+    // 0 in the configuration = let ONNX Runtime choose.
+    intraOpThreads: model.intraOpThreads > 0 ? model.intraOpThreads : undefined,
+    spinWait: model.spinWait,
+    maxBatchSize: model.maxBatchSize,
+  };
+}
+
 export interface StartWorkersOptions {
   role: WorkerRole;
   config: RememConfig;
@@ -96,12 +107,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   const workers: Worker[] = [];
   let policy: Policy | undefined = options.policy;
   if (role === 'inference' || role === 'all') {
-    policy ??= await loadPolicy(config.model.path, {
-      executionProvider: config.model.executionProvider,
-      // 0 in the configuration = let ONNX Runtime choose.
-      intraOpThreads: config.model.intraOpThreads > 0 ? config.model.intraOpThreads : undefined,
-      maxBatchSize: config.model.maxBatchSize,
-    });
+    policy ??= await loadPolicy(config.model.path, policyOptions(config.model));
     workers.push(
       await Worker.create({
         connection,

@@ -15,6 +15,12 @@ export interface RuntimeOptions {
   executionProvider?: ExecutionProvider;
   /** Threads inside one operator; ONNX Runtime's default is the number of physical cores. */
   intraOpThreads?: number;
+  /**
+   * Let idle intra-op threads busy-wait for the next operator (ONNX Runtime's default). Faster on a host that
+   * runs only inference; off by default because the spinning threads keep every core busy between steps and
+   * starve a Temporal server or workflow worker on the same host (measured: 50 → 14 ms per chunk step).
+   */
+  spinWait?: boolean;
 }
 
 export interface WeightsLocation {
@@ -69,9 +75,12 @@ export async function createSession(
     ...(weights.externalData === undefined
       ? {}
       : { externalData: weights.externalData.map(({ path, data }) => ({ path, data })) }),
-    ...(weights.externalDataFolder
-      ? { extra: { session: { model_external_initializers_file_folder_path: weights.externalDataFolder } } }
-      : {}),
+    extra: {
+      session: {
+        intra_op: { allow_spinning: options.spinWait === true ? '1' : '0' },
+        ...(weights.externalDataFolder ? { model_external_initializers_file_folder_path: weights.externalDataFolder } : {}),
+      },
+    },
   };
   try {
     return await InferenceSession.create(model, sessionOptions);
