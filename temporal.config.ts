@@ -95,7 +95,7 @@ export const configSchema = z
         path: z.string().min(1),
         executionProvider: z.enum(['cpu', 'cuda', 'webgpu']),
         intraOpThreads: z.number().int().min(0),
-        /** Busy-waiting intra-op threads: faster on an inference-only host, harmful next to a server. */
+        /** Busy-waiting intra-op threads (ONNX Runtime's default): much faster generation; see lib/model/session.ts. */
         spinWait: z.boolean(),
         maxBatchSize: z.number().int().min(1).max(256),
       })
@@ -156,7 +156,7 @@ export function defaultConfig(): RememConfig {
       path: path.join(projectRoot, 'models', 'rememr1-tiny'),
       executionProvider: 'cpu',
       intraOpThreads: 0,
-      spinWait: false,
+      spinWait: true,
       maxBatchSize: 8,
     },
     worker: {

@@ -16,9 +16,9 @@ export interface RuntimeOptions {
   /** Threads inside one operator; ONNX Runtime's default is the number of physical cores. */
   intraOpThreads?: number;
   /**
-   * Let idle intra-op threads busy-wait for the next operator (ONNX Runtime's default). Faster on a host that
-   * runs only inference; off by default because the spinning threads keep every core busy between steps and
-   * starve a Temporal server or workflow worker on the same host (measured: 50 → 14 ms per chunk step).
+   * Let idle intra-op threads busy-wait for the next operator (ONNX Runtime's default; default here too). Off,
+   * every operator wakes sleeping threads: batch-8 decoding of the ~25M-parameter benchmark model fell from
+   * about 1,000 to 470 tokens/s. Off leaves the cores to other processes on the same host between passes.
    */
   spinWait?: boolean;
 }
@@ -77,7 +77,7 @@ export async function createSession(
       : { externalData: weights.externalData.map(({ path, data }) => ({ path, data })) }),
     extra: {
       session: {
-        intra_op: { allow_spinning: options.spinWait === true ? '1' : '0' },
+        intra_op: { allow_spinning: options.spinWait === false ? '0' : '1' },
         ...(weights.externalDataFolder ? { model_external_initializers_file_folder_path: weights.externalDataFolder } : {}),
       },
     },

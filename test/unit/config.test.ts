@@ -2,6 +2,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, defaultConfig, loadConfig } from '../../temporal.config';
+import { workerEnvironment } from '../../workers/spawn';
+import { policyOptions } from '../../workers/worker';
 
 describe('configuration', () => {
   it('is valid with nothing set: the embedded default', () => {
@@ -18,6 +20,16 @@ describe('configuration', () => {
     expect(config.temporal).toMatchObject({ address: 'env-host:7000', namespace: 'from-file' });
     expect(config.model.maxBatchSize).toBe(4);
     expect(config.taskQueues.inference).toBe('gpu-a100');
+  });
+
+  it('passes the model runtime settings to spawned worker processes and on to the policy runtime', () => {
+    const config = loadConfig({ env: { REMEMR1_ORT_SPIN_WAIT: 'false', REMEMR1_INTRA_OP_THREADS: '1', REMEMR1_MAX_BATCH_SIZE: '4' } });
+    expect(defaultConfig().model.spinWait).toBe(true);
+    const inWorker = loadConfig({ env: workerEnvironment(config) });
+    expect(inWorker.model).toEqual(config.model);
+    expect(policyOptions(inWorker.model)).toEqual({ executionProvider: 'cpu', intraOpThreads: 1, spinWait: false, maxBatchSize: 4 });
+    // 0 threads in the configuration leaves the choice to ONNX Runtime.
+    expect(policyOptions(defaultConfig().model).intraOpThreads).toBeUndefined();
   });
 
   it('switches to S3 storage from the environment with sensible defaults', () => {
