@@ -1,9 +1,11 @@
 /**
  * The orchestration tax: the same episodes (same model, same seeds, so the same answers) through Temporal and
- * through a plain in-process loop, as a ratio, plus the Temporal overhead per chunk step; then batch throughput
- * with 1, 2 and 4 inference worker processes.
+ * through a plain loop over the same steps (in a process of its own, like the inference worker), as a ratio,
+ * plus the Temporal overhead per activity and each path's chunk-step time; then batch throughput with 1, 2 and
+ * 4 inference worker processes.
  *
- *   npx tsx bench/orchestration.ts [--episodes 8] [--memory-tokens 96] [--documents 24] [--skip-throughput]
+ *   npx tsx bench/orchestration.ts [--episodes 8] [--memory-tokens 96] [--documents 24] [--pause-ms 25]
+ *                                  [--concurrency 4] [--skip-throughput]
  *
  * Needs a Temporal server at the configured address (the local dev server is started if none answers).
  */
@@ -54,7 +56,7 @@ function benchConfig(tag: string): RememConfig {
 }
 
 /** Total started → completed time, from the workflows' histories, of their activities of one type. */
-async function activitySeconds(client: Client, workflowIds: string[], activityType: string): Promise<number> {
+async function activityMilliseconds(client: Client, workflowIds: string[], activityType: string): Promise<number> {
   let total = 0;
   for (const workflowId of workflowIds) {
     const { events } = await client.workflow.getHandle(workflowId).fetchHistory();
@@ -190,7 +192,7 @@ async function orchestrationTax(options: Options): Promise<void> {
         sameResult(plain, paused);
     }
     const { plainMs, temporalMs, activities, chunkSteps } = totals;
-    const workerChunkStepMs = await activitySeconds(
+    const workerChunkStepMs = await activityMilliseconds(
       client,
       Array.from({ length: options.episodes }, (_, i) => `temporal-${stamp}.episode-${i}`),
       'memoryStep',
