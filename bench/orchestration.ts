@@ -1,10 +1,10 @@
 /**
  * The orchestration tax: the same episodes (same model, same seeds, so the same answers) through Temporal and
  * through a plain loop over the same steps (in a process of its own, like the inference worker), as a ratio,
- * plus the Temporal overhead per activity and each path's chunk-step time; then batch throughput with 1, 2 and
- * 4 inference worker processes.
+ * plus the Temporal overhead per activity and each path's chunk-step time, and Temporal's own floor on this
+ * machine (temporal-floor.ts); then batch throughput with 1, 2 and 4 inference worker processes.
  *
- *   npx tsx bench/orchestration.ts [--episodes 8] [--memory-tokens 96] [--documents 24] [--pause-ms 25]
+ *   npx tsx bench/orchestration.ts [--episodes 8] [--memory-tokens 96] [--documents 24]
  *                                  [--concurrency 4] [--skip-throughput]
  *
  * Needs a Temporal server at the configured address (the local dev server is started if none answers).
@@ -30,12 +30,12 @@ import { episodeWorkflow } from '../workflows/episode';
 import { startWorkerProcess, killHard, type WorkerProcess } from '../workers/spawn';
 import { startWorkers } from '../workers/worker';
 import { startPlainLoop, type LoopOutcome } from './plain-loop';
+import { startTemporalFloor } from './temporal-floor';
 
 interface Options {
   episodes: number;
   memoryTokens: number;
   documents: number;
-  pauseMs: number;
   skipThroughput?: boolean;
   concurrency: number;
   throughputEpisodes: number;
@@ -56,7 +56,11 @@ function benchConfig(tag: string): RememConfig {
 }
 
 /** Total started → completed time, from the workflows' histories, of their activities of one type. */
-async function activityMilliseconds(client: Client, workflowIds: string[], activityType: string): Promise<number> {
+async function activityMilliseconds(
+  client: Client,
+  workflowIds: string[],
+  activityType: string,
+): Promise<number> {
   let total = 0;
   for (const workflowId of workflowIds) {
     const { events } = await client.workflow.getHandle(workflowId).fetchHistory();
@@ -114,10 +118,10 @@ async function orchestrationTax(options: Options): Promise<void> {
     return [value, performance.now() - started];
   };
   /** The plain loop: the same steps, same store, same seeds, in a process like the inference worker's. */
-  const throughPlainLoop = async (runId: string, index: number, pauseMs = 0): Promise<LoopOutcome> => {
+  const throughPlainLoop = async (runId: string, index: number): Promise<LoopOutcome> => {
     const ref = { runId, episodeId: `episode-${index}` };
     await store.putJson(episodeInputKey(ref.runId, ref.episodeId), inputs[index]);
-    return plainLoop.run(ref, settings, pauseMs);
+    return plainLoop.run(ref, settings);
   };
   const throughTemporal = async (
     runId: string,
@@ -146,57 +150,45 @@ async function orchestrationTax(options: Options): Promise<void> {
     console.log('\n== Orchestration tax (same episodes, same seeds, so the same answers) ==');
 
     // One at a time, interleaved episode by episode (the order of the paths rotates), so drift in machine speed
-    // hits every path alike. The third path is a control: the plain loop idle for about one Temporal round trip
-    // before each chunk step. On machines whose CPUs slow down when idle (virtual machines, power saving) a step
-    // after an idle gap runs slower whatever caused the gap; its step time against the plain loop's shows how
-    // much of the overhead is that, rather than Temporal's own round trips.
+    // hits every path alike. The floor runs right after the plain loop's episode: a minimal workflow of the same
+    // shape whose activities busy-wait as long as that episode's steps took, so its overhead is Temporal's own.
     const stamp = Date.now();
-    const totals = {
-      plainMs: 0,
-      temporalMs: 0,
-      activities: 0,
-      chunkSteps: 0,
-      chunkStepMs: 0,
-      pausedStepMs: 0,
-    };
+    const floor = await startTemporalFloor(config, client, String(stamp));
+    const totals = { plainMs: 0, temporalMs: 0, floorMs: 0, activities: 0, chunkSteps: 0, chunkStepMs: 0 };
     let identical = true;
-    for (let index = 0; index < options.episodes; index += 1) {
-      const results: { plain?: EpisodeResult; temporal?: EpisodeResult; paused?: EpisodeResult } = {};
-      const paths: (() => Promise<void>)[] = [
-        async () => {
-          const plain = await throughPlainLoop(`plain-${stamp}`, index);
-          totals.plainMs += plain.ms;
-          totals.activities += plain.activities;
-          totals.chunkSteps += plain.chunkSteps;
-          totals.chunkStepMs += plain.chunkStepMs;
-          results.plain = plain.result;
-        },
-        async () => {
-          const durable = await throughTemporal(`temporal-${stamp}`, index);
-          totals.temporalMs += durable.ms;
-          results.temporal = durable.result;
-        },
-        async () => {
-          const paused = await throughPlainLoop(`paused-${stamp}`, index, options.pauseMs);
-          totals.pausedStepMs += paused.chunkStepMs;
-          results.paused = paused.result;
-        },
-      ];
-      for (let turn = 0; turn < paths.length; turn += 1) await paths[(index + turn) % paths.length]();
-      const { plain, temporal, paused } = results;
-      identical &&=
-        plain !== undefined &&
-        temporal !== undefined &&
-        paused !== undefined &&
-        sameResult(plain, temporal) &&
-        sameResult(plain, paused);
+    try {
+      for (let index = 0; index < options.episodes; index += 1) {
+        const results: { plain?: EpisodeResult; temporal?: EpisodeResult } = {};
+        const paths: (() => Promise<void>)[] = [
+          async () => {
+            const plain = await throughPlainLoop(`plain-${stamp}`, index);
+            totals.plainMs += plain.ms;
+            totals.activities += plain.activities;
+            totals.chunkSteps += plain.chunkSteps;
+            totals.chunkStepMs += plain.chunkStepMs;
+            results.plain = plain.result;
+            totals.floorMs += await floor.run(`floor-${stamp}.episode-${index}`, plain.activityMs);
+          },
+          async () => {
+            const durable = await throughTemporal(`temporal-${stamp}`, index);
+            totals.temporalMs += durable.ms;
+            results.temporal = durable.result;
+          },
+        ];
+        for (let turn = 0; turn < paths.length; turn += 1) await paths[(index + turn) % paths.length]();
+        const { plain, temporal } = results;
+        identical &&= plain !== undefined && temporal !== undefined && sameResult(plain, temporal);
+      }
+    } finally {
+      await floor.stop();
     }
-    const { plainMs, temporalMs, activities, chunkSteps } = totals;
+    const { plainMs, temporalMs, floorMs, activities, chunkSteps } = totals;
     const workerChunkStepMs = await activityMilliseconds(
       client,
       Array.from({ length: options.episodes }, (_, i) => `temporal-${stamp}.episode-${i}`),
       'memoryStep',
     );
+    const perActivity = (ms: number) => `${(ms / activities).toFixed(1)} ms per activity`;
     console.log(
       `\n${options.episodes} episodes, 1 at a time, interleaved; ${activities} activities (${chunkSteps} chunk steps + prepare + answer each)`,
     );
@@ -204,16 +196,15 @@ async function orchestrationTax(options: Options): Promise<void> {
       `  mean chunk-step time: plain loop ${(totals.chunkStepMs / chunkSteps).toFixed(1)} ms, in the inference worker ${(workerChunkStepMs / chunkSteps).toFixed(1)} ms (started → completed in the history)`,
     );
     console.log(
-      `  control: plain loop idle ${options.pauseMs} ms before each chunk step: ${(totals.pausedStepMs / chunkSteps).toFixed(1)} ms per chunk step (pauses not counted)`,
-    );
-    console.log(
-      `  plain loop: ${(plainMs / 1000).toFixed(2)} s   Temporal: ${(temporalMs / 1000).toFixed(2)} s`,
+      `  plain loop: ${(plainMs / 1000).toFixed(2)} s   Temporal: ${(temporalMs / 1000).toFixed(2)} s   floor: ${(floorMs / 1000).toFixed(2)} s`,
     );
     console.log(`  ratio Temporal / plain loop: ${(temporalMs / plainMs).toFixed(3)}`);
+    console.log(`  Temporal overhead (wall): ${perActivity(temporalMs - plainMs)}`);
     console.log(
-      `  Temporal overhead per activity (wall): ${((temporalMs - plainMs) / activities).toFixed(1)} ms`,
+      `  floor (minimal workflow, busy-wait activities as long as the plain loop's steps): ratio ${(floorMs / plainMs).toFixed(3)}, overhead ${perActivity(floorMs - plainMs)}`,
     );
-    console.log(`  identical results on all paths: ${identical ? 'yes' : 'NO'}`);
+    console.log(`  the episode workflow above the floor: ${perActivity(temporalMs - floorMs)}`);
+    console.log(`  identical results on both paths: ${identical ? 'yes' : 'NO'}`);
 
     // Several at a time: whole runs (plain, Temporal, plain again; the mean of the plain runs cancels drift).
     const concurrency = options.concurrency;
@@ -325,7 +316,6 @@ async function main(): Promise<void> {
       (v) => Number(v),
       96,
     )
-    .option('--pause-ms <n>', 'idle gap before each chunk step in the control run', (v) => Number(v), 25)
     .option(
       '--documents <n>',
       'documents per question in the tax comparison (sets the chunks per episode)',

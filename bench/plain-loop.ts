@@ -2,8 +2,7 @@
  * The baseline of the orchestration benchmark: episodes run by a plain loop over the same episode steps, in a
  * process of its own, like the inference worker's (a process that also hosts a Temporal worker runs the model
  * measurably slower, which would flatter Temporal). The parent sends episode references over IPC; this process
- * times each loop itself, so the IPC round trip is not counted. With a pause before each chunk step it is also
- * the control that separates Temporal's own round trips from what an idle CPU costs the next step.
+ * times each loop and each step itself, so the IPC round trip is not counted.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { EpisodeSteps } from '../lib/episode/steps';
@@ -18,8 +17,6 @@ interface LoopRequest {
   id: number;
   ref: EpisodeRef;
   settings: EpisodeSettings;
-  /** Sleep this long before each chunk step (not counted): the idle gap a Temporal round trip leaves. */
-  pauseMs: number;
 }
 
 export interface LoopOutcome {
@@ -27,6 +24,8 @@ export interface LoopOutcome {
   activities: number;
   chunkSteps: number;
   chunkStepMs: number;
+  /** Each step's time, in order (prepare, chunk steps, answer). */
+  activityMs: number[];
   /** The whole episode, as timed inside the loop's process. */
   ms: number;
   result: EpisodeResult;
@@ -35,7 +34,7 @@ export interface LoopOutcome {
 type LoopReply = { id: number; outcome: LoopOutcome } | { id: number; error: string } | { ready: true };
 
 export interface PlainLoop {
-  run(ref: EpisodeRef, settings: EpisodeSettings, pauseMs?: number): Promise<LoopOutcome>;
+  run(ref: EpisodeRef, settings: EpisodeSettings): Promise<LoopOutcome>;
   stop(): Promise<void>;
 }
 
@@ -67,11 +66,11 @@ export async function startPlainLoop(config: RememConfig): Promise<PlainLoop> {
     });
   });
   return {
-    run(ref, settings, pauseMs = 0) {
+    run(ref, settings) {
       const id = nextId++;
       return new Promise<LoopOutcome>((resolve, reject) => {
         pending.set(id, { resolve, reject });
-        child.send({ id, ref, settings, pauseMs } satisfies LoopRequest);
+        child.send({ id, ref, settings } satisfies LoopRequest);
       });
     },
     async stop() {
@@ -86,23 +85,29 @@ async function serve(): Promise<void> {
   const store = createBlobStore(config.storage);
   const policy = await loadPolicy(config.model.path, policyOptions(config.model));
   const steps = new EpisodeSteps({ store, policy });
-  const runEpisode = async ({ ref, settings, pauseMs }: LoopRequest): Promise<LoopOutcome> => {
+  const runEpisode = async ({ ref, settings }: LoopRequest): Promise<LoopOutcome> => {
+    const activityMs: number[] = [];
+    const timed = async <T>(work: () => Promise<T>): Promise<T> => {
+      const started = performance.now();
+      const value = await work();
+      activityMs.push(performance.now() - started);
+      return value;
+    };
     const started = performance.now();
-    let paused = 0;
-    const manifest = await steps.prepare(ref, settings);
-    const chunkStarted = performance.now();
-    for (let step = 0; step < manifest.chunkCount; step += 1) {
-      if (pauseMs > 0) {
-        const pauseStarted = performance.now();
-        await new Promise((resolve) => setTimeout(resolve, pauseMs));
-        paused += performance.now() - pauseStarted;
-      }
-      await steps.memoryStep(ref, settings, step);
-    }
-    const chunkStepMs = performance.now() - chunkStarted - paused;
-    const result = await steps.answer(ref, settings, manifest.chunkCount);
-    const ms = performance.now() - started - paused;
-    return { activities: manifest.chunkCount + 2, chunkSteps: manifest.chunkCount, chunkStepMs, ms, result };
+    const manifest = await timed(() => steps.prepare(ref, settings));
+    for (let step = 0; step < manifest.chunkCount; step += 1)
+      await timed(() => steps.memoryStep(ref, settings, step));
+    const result = await timed(() => steps.answer(ref, settings, manifest.chunkCount));
+    const ms = performance.now() - started;
+    const chunkStepMs = activityMs.slice(1, -1).reduce((sum, value) => sum + value, 0);
+    return {
+      activities: activityMs.length,
+      chunkSteps: manifest.chunkCount,
+      chunkStepMs,
+      activityMs,
+      ms,
+      result,
+    };
   };
   process.on('message', (request: LoopRequest) => {
     runEpisode(request).then(
