@@ -60,6 +60,9 @@ export interface GenerateResult {
   stopString?: string;
 }
 
+const NO_IDS = new Int32Array(0);
+const NO_PROBABILITIES = new Float32Array(0);
+
 /** Rows are padded, prefilled and joined in multiples of this many cache columns (see the file comment). */
 export const CACHE_ALIGNMENT = 16;
 /** Top-p candidates a row reads at first; adapted to the sizes of its recent top-p sets. */
@@ -308,6 +311,23 @@ export class GenerationEngine {
     return rows.map((row, r) => {
       if (row.finished) return null;
       const needed = row.candidatesNeeded(vocabulary);
+      const blockStart = Number(output.sampledBlock[r]) * BLOCK;
+      const blockProbabilities = output.blockProbabilities.subarray(r * BLOCK, (r + 1) * BLOCK);
+      if (needed === 0 && !row.wantsFullDistribution) {
+        // Plain temperature sampling, every token of a training rollout: the drawn block is all it reads.
+        return chooseToken(
+          row.request.params,
+          uniforms[r],
+          {
+            blockStart,
+            blockProbabilities,
+            candidateIds: NO_IDS,
+            candidateProbabilities: NO_PROBABILITIES,
+            probabilities: null,
+          },
+          0,
+        );
+      }
       // Candidate positions index the candidate blocks laid end to end.
       const ids = new Int32Array(needed);
       for (let i = 0; i < needed; i++) {
@@ -320,8 +340,8 @@ export class GenerationEngine {
         row.request.params,
         uniforms[r],
         {
-          blockStart: Number(output.sampledBlock[r]) * BLOCK,
-          blockProbabilities: output.blockProbabilities.subarray(r * BLOCK, (r + 1) * BLOCK),
+          blockStart,
+          blockProbabilities,
           candidateIds: ids,
           candidateProbabilities: output.candidateProbabilities.subarray(r * topCount, r * topCount + needed),
           probabilities:

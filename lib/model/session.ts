@@ -78,7 +78,9 @@ export async function createSession(
     extra: {
       session: {
         intra_op: { allow_spinning: options.spinWait === false ? '0' : '1' },
-        ...(weights.externalDataFolder ? { model_external_initializers_file_folder_path: weights.externalDataFolder } : {}),
+        ...(weights.externalDataFolder
+          ? { model_external_initializers_file_folder_path: weights.externalDataFolder }
+          : {}),
       },
     },
   };
@@ -135,10 +137,15 @@ export interface ForwardStats {
   fullDistributionRuns: number;
 }
 
+// ONNX Runtime only reads inputs, so constant ones can be shared by every run.
+const SEARCH = new Tensor('bool', Uint8Array.of(1), []);
+const NO_SEARCH = new Tensor('bool', Uint8Array.of(0), []);
+
 /** A decoder session with the sampling head attached. */
 export class DecoderRunner {
   readonly stats: ForwardStats = { runs: 0, runMs: 0, fullDistributionRuns: 0 };
   private readonly outputNames: string[];
+  private readonly topCountTensors = new Map<number, Tensor>();
 
   constructor(
     private readonly session: InferenceSession,
@@ -165,12 +172,8 @@ export class DecoderRunner {
       ...input.cache.pastFeeds(),
       [SAMPLING_HEAD.inverseTemperature]: new Tensor('float32', input.inverseTemperature, [rows]),
       [SAMPLING_HEAD.blockUniform]: new Tensor('float32', input.blockUniform, [rows, 1]),
-      [SAMPLING_HEAD.topCount]: new Tensor(
-        'int64',
-        BigInt64Array.of(BigInt(Math.max(1, input.topCount))),
-        [1],
-      ),
-      [SAMPLING_HEAD.searchCandidates]: new Tensor('bool', Uint8Array.of(input.topCount > 0 ? 1 : 0), []),
+      [SAMPLING_HEAD.topCount]: this.topCountTensor(input.topCount),
+      [SAMPLING_HEAD.searchCandidates]: input.topCount > 0 ? SEARCH : NO_SEARCH,
     };
     const fetches = input.fetchProbabilities
       ? [...this.outputNames, SAMPLING_HEAD.probabilities]
@@ -191,6 +194,17 @@ export class DecoderRunner {
         ? (outputs[SAMPLING_HEAD.probabilities].data as Float32Array)
         : null,
     };
+  }
+
+  /** The top-count input for `topCount` candidates; the few distinct values are made once (every step sends one). */
+  private topCountTensor(topCount: number): Tensor {
+    const count = Math.max(1, topCount);
+    let tensor = this.topCountTensors.get(count);
+    if (tensor === undefined) {
+      tensor = new Tensor('int64', BigInt64Array.of(BigInt(count)), [1]);
+      this.topCountTensors.set(count, tensor);
+    }
+    return tensor;
   }
 
   async release(): Promise<void> {
