@@ -55,11 +55,11 @@ function benchConfig(tag: string): RememConfig {
   };
 }
 
-/** Total started → completed time, from the workflows' histories, of their activities of one type. */
+/** Total started → completed time, from the workflows' histories, of their activities (of one type, if given). */
 async function activityMilliseconds(
   client: Client,
   workflowIds: string[],
-  activityType: string,
+  activityType?: string,
 ): Promise<number> {
   let total = 0;
   for (const workflowId of workflowIds) {
@@ -68,7 +68,9 @@ async function activityMilliseconds(
     const started = new Map<number, number>();
     for (const event of events ?? []) {
       const id = Number(event.eventId);
-      if (event.activityTaskScheduledEventAttributes?.activityType?.name === activityType) scheduled.add(id);
+      const scheduling = event.activityTaskScheduledEventAttributes;
+      if (scheduling && (activityType === undefined || scheduling.activityType?.name === activityType))
+        scheduled.add(id);
       const start = event.activityTaskStartedEventAttributes;
       if (start && scheduled.has(Number(start.scheduledEventId)))
         started.set(Number(start.scheduledEventId), tsToMs(event.eventTime));
@@ -183,11 +185,13 @@ async function orchestrationTax(options: Options): Promise<void> {
       await floor.stop();
     }
     const { plainMs, temporalMs, floorMs, activities, chunkSteps } = totals;
-    const workerChunkStepMs = await activityMilliseconds(
-      client,
-      Array.from({ length: options.episodes }, (_, i) => `temporal-${stamp}.episode-${i}`),
-      'memoryStep',
-    );
+    const episodeIds = (prefix: string) =>
+      Array.from({ length: options.episodes }, (_, i) => `${prefix}-${stamp}.episode-${i}`);
+    const workerChunkStepMs = await activityMilliseconds(client, episodeIds('temporal'), 'memoryStep');
+    // Wall time minus the activities' own time (from the histories): the round trips alone, whatever the
+    // speed of the process that ran the steps.
+    const temporalActivityMs = await activityMilliseconds(client, episodeIds('temporal'));
+    const floorActivityMs = await activityMilliseconds(client, episodeIds('floor'));
     const perActivity = (ms: number) => `${(ms / activities).toFixed(1)} ms per activity`;
     console.log(
       `\n${options.episodes} episodes, 1 at a time, interleaved; ${activities} activities (${chunkSteps} chunk steps + prepare + answer each)`,
@@ -204,6 +208,9 @@ async function orchestrationTax(options: Options): Promise<void> {
       `  floor (minimal workflow, busy-wait activities as long as the plain loop's steps): ratio ${(floorMs / plainMs).toFixed(3)}, overhead ${perActivity(floorMs - plainMs)}`,
     );
     console.log(`  the episode workflow above the floor: ${perActivity(temporalMs - floorMs)}`);
+    console.log(
+      `  round trips alone (wall minus the activities' time in the histories): episodes ${perActivity(temporalMs - temporalActivityMs)}, floor ${perActivity(floorMs - floorActivityMs)}`,
+    );
     console.log(`  identical results on both paths: ${identical ? 'yes' : 'NO'}`);
 
     // Several at a time: whole runs (plain, Temporal, plain again; the mean of the plain runs cancels drift).

@@ -1,11 +1,13 @@
 /**
  * A long document keeps a bounded history: on a dev server told to suggest continue-as-new after 40 events,
- * one episode of many chunks spreads over several runs and still reads every chunk exactly once.
+ * one episode of many chunks spreads over several runs and still reads every chunk exactly once. Its progress
+ * search attribute is exact at the end without an upsert per step.
  */
 import { generateSyntheticRows } from '../../lib/data/synthetic';
 import type { EpisodeInputRecord } from '../../lib/episode/types';
 import { episodeInputKey, episodeMemoryPrefix } from '../../lib/storage';
 import { startTemporal, stopTemporal, type StackPaths } from '../../infra/local-stack';
+import { searchAttributes } from '../../lib/temporal/search-attributes';
 import { episodeWorkflow } from '../../workflows/episode';
 import { WorkerRig, privateServerSlot } from '../support/rig';
 import { requireStackEnvironment, testConfig, testSettings } from '../support/stack';
@@ -39,7 +41,7 @@ describe('an episode longer than one history', () => {
       taskQueue: config.taskQueues.orchestration,
       args: [{ ...ref, settings: { ...testSettings, memoryMaxNewTokens: 4 }, runtime: { taskQueues: config.taskQueues, activities: config.activities } }],
     });
-    // Each chunk step adds about seven events, so 40 events hold five or six steps.
+    // Each chunk step adds six events, so 40 events hold about six steps.
     expect(result.chunkCount).toBeGreaterThan(12);
     const records: string[] = [];
     for await (const key of store.list(episodeMemoryPrefix(ref.runId, ref.episodeId))) records.push(key);
@@ -47,11 +49,27 @@ describe('an episode longer than one history', () => {
 
     let runs = 0;
     let largestHistory = 0;
-    for await (const info of client.workflow.list({ query: `WorkflowId = '${ref.runId}.${ref.episodeId}'` })) {
+    let memorySteps = 0;
+    let upserts = 0;
+    const workflowId = `${ref.runId}.${ref.episodeId}`;
+    for await (const info of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
       runs += 1;
       largestHistory = Math.max(largestHistory, info.historyLength);
+      const { events } = await client.workflow.getHandle(workflowId, info.runId).fetchHistory();
+      for (const event of events ?? []) {
+        if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'memoryStep') memorySteps += 1;
+        if (event.upsertWorkflowSearchAttributesEventAttributes) upserts += 1;
+      }
     }
     expect(runs).toBeGreaterThan(1);
     expect(largestHistory).toBeLessThan(80);
+    expect(memorySteps).toBe(result.chunkCount);
+    // Per run: one upsert at the start, one after preparing (first run), one when answering, one when done,
+    // and one per PROGRESS_UPSERT_INTERVAL_MS of reading: far fewer than one per step.
+    expect(upserts).toBeLessThan(memorySteps / 2);
+    const { typedSearchAttributes } = await client.workflow.getHandle(workflowId).describe();
+    expect(typedSearchAttributes.get(searchAttributes.chunksDone)).toBe(result.chunkCount);
+    expect(typedSearchAttributes.get(searchAttributes.chunksTotal)).toBe(result.chunkCount);
+    expect(typedSearchAttributes.get(searchAttributes.status)).toBe('done');
   });
 });
