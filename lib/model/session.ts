@@ -18,7 +18,8 @@ export interface RuntimeOptions {
   /**
    * Let idle intra-op threads busy-wait for the next operator (ONNX Runtime's default; default here too). Off,
    * every operator wakes sleeping threads: batch-8 decoding of the ~25M-parameter benchmark model fell from
-   * about 1,000 to 470 tokens/s. Off leaves the cores to other processes on the same host between passes.
+   * about 1,000 to 470 tokens/s. Either way the threads stop spinning when a run returns
+   * (`session.force_spinning_stop`), so they never busy-wait between passes.
    */
   spinWait?: boolean;
 }
@@ -78,6 +79,9 @@ export async function createSession(
     extra: {
       session: {
         intra_op: { allow_spinning: options.spinWait === false ? '0' : '1' },
+        // Spin between the operators of a run, not after it: between runs the cores go to the JavaScript that
+        // samples and batches, to the Temporal worker and to other processes. Generation speed was unchanged.
+        force_spinning_stop: '1',
         ...(weights.externalDataFolder
           ? { model_external_initializers_file_folder_path: weights.externalDataFolder }
           : {}),
