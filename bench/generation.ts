@@ -13,7 +13,7 @@ import { Command } from 'commander';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { Tensor } from 'onnxruntime-node';
 import { COMMON_ENGLISH_WORDS } from '../lib/model/english-words';
 import { loadModelFolder } from '../lib/model/folder';
 import type { GenerateRequest } from '../lib/model/generate';
@@ -23,6 +23,7 @@ import { encodeModel } from '../lib/model/onnx-graph';
 import { loadPolicy, type Policy, type PolicyStats } from '../lib/model/policy';
 import { parameterCount, type Qwen2Shape } from '../lib/model/qwen2-weights';
 import { SAMPLER_NODE_PREFIX, SAMPLING_HEAD, attachSamplingHead } from '../lib/model/sampling-head';
+import { createSession } from '../lib/model/session';
 import { buildByteLevelTokenizer } from '../lib/model/tokenizer-builder';
 
 const QWEN_VOCABULARY = 151_936;
@@ -143,10 +144,9 @@ async function samplingHeadShare(
   const { config } = folder;
   attachSamplingHead(folder.onnxModel, config.vocabSize, folder.tokenizer.vocabularySize, folder.onnxPath);
   const profileFolder = await fs.mkdtemp(path.join(os.tmpdir(), 'rememr1-profile-'));
-  const session = await InferenceSession.create(encodeModel(folder.onnxModel), {
-    intraOpNumThreads: options.threads,
-    logSeverityLevel: 3,
-    enableProfiling: true,
+  // Created as the policy creates its session, so the operators run as they do in generation.
+  const session = await createSession(encodeModel(folder.onnxModel), {
+    intraOpThreads: options.threads,
     profileFilePrefix: path.join(profileFolder, 'profile'),
   });
   const rows = 8;

@@ -22,6 +22,8 @@ export interface RuntimeOptions {
    * (`session.force_spinning_stop`), so they never busy-wait between passes.
    */
   spinWait?: boolean;
+  /** Write an ONNX Runtime profile (per-operator timings) to files starting with this path. */
+  profileFilePrefix?: string;
 }
 
 export interface WeightsLocation {
@@ -73,6 +75,9 @@ export async function createSession(
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
     ...(options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads }),
+    ...(options.profileFilePrefix === undefined
+      ? {}
+      : { enableProfiling: true, profileFilePrefix: options.profileFilePrefix }),
     ...(weights.externalData === undefined
       ? {}
       : { externalData: weights.externalData.map(({ path, data }) => ({ path, data })) }),
