@@ -15,6 +15,7 @@ import {
   condition,
   continueAsNew,
   defineQuery,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -64,6 +65,8 @@ export async function episodeWorkflow(input: EpisodeWorkflowInput): Promise<Epis
     recallQueries: input.resume?.recallQueries ?? 0,
   };
   setHandler(episodeProgressQuery, () => progress);
+  // Episodes started before the upserts were throttled replay as they ran: one upsert per step.
+  const throttleProgressUpserts = patched('throttled-progress-upserts');
   upsertSearchAttributes([
     { key: searchAttributes.kind, value: 'episode' },
     { key: searchAttributes.runId, value: input.runId },
@@ -100,7 +103,7 @@ export async function episodeWorkflow(input: EpisodeWorkflowInput): Promise<Epis
     progress.lastMemory = summary.memoryPreview;
     progress.lastRecallQuery = summary.recallQuery;
     if (summary.recallQuery !== null) progress.recallQueries += 1;
-    if (Date.now() - progressUpsertedAt >= PROGRESS_UPSERT_INTERVAL_MS) {
+    if (!throttleProgressUpserts || Date.now() - progressUpsertedAt >= PROGRESS_UPSERT_INTERVAL_MS) {
       upsertSearchAttributes([{ key: searchAttributes.chunksDone, value: progress.chunksDone }]);
       progressUpsertedAt = Date.now();
     }
