@@ -1,0 +1,30 @@
+/**
+ * Workflow code changes keep running episodes replayable: a history recorded by the episode workflow as it was
+ * before its progress upserts were throttled (one search-attribute upsert per chunk step) replays without a
+ * determinism error on today's code. No server is needed: the worker replays the history in memory.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { temporal } from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
+import { workflowBundle } from '../../workers/worker';
+
+const FIXTURES = path.join(__dirname, '..', 'fixtures');
+
+describe('episode workflow histories from earlier code', () => {
+  it('replays an episode recorded with one progress upsert per step', async () => {
+    // Binary protobuf, as `temporal.api.history.v1.History.encode` wrote it from a fetched history.
+    const bytes = await fs.readFile(path.join(FIXTURES, 'episode-history-upsert-per-step.binpb'));
+    const history = temporal.api.history.v1.History.decode(bytes);
+    const upserts = (history.events ?? []).filter(
+      (event) => event.upsertWorkflowSearchAttributesEventAttributes,
+    ).length;
+    const steps = (history.events ?? []).filter(
+      (event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'memoryStep',
+    ).length;
+    expect(upserts).toBeGreaterThan(steps); // the recording is of the old behaviour
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, 'fixture-episode'),
+    ).resolves.toBeUndefined();
+  });
+});
