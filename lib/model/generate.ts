@@ -311,25 +311,9 @@ export class GenerationEngine {
     return rows.map((row, r) => {
       if (row.finished) return null;
       const needed = row.candidatesNeeded(vocabulary);
-      const blockStart = Number(output.sampledBlock[r]) * BLOCK;
-      const blockProbabilities = output.blockProbabilities.subarray(r * BLOCK, (r + 1) * BLOCK);
-      if (needed === 0 && !row.wantsFullDistribution) {
-        // Plain temperature sampling, every token of a training rollout: the drawn block is all it reads.
-        return chooseToken(
-          row.request.params,
-          uniforms[r],
-          {
-            blockStart,
-            blockProbabilities,
-            candidateIds: NO_IDS,
-            candidateProbabilities: NO_PROBABILITIES,
-            probabilities: null,
-          },
-          0,
-        );
-      }
+      // Plain temperature rows (every token of a training rollout) read no candidates: nothing to allocate.
+      const ids = needed === 0 ? NO_IDS : new Int32Array(needed);
       // Candidate positions index the candidate blocks laid end to end.
-      const ids = new Int32Array(needed);
       for (let i = 0; i < needed; i++) {
         const position = Number(output.candidatePositions[r * topCount + i]);
         ids[i] =
@@ -340,10 +324,13 @@ export class GenerationEngine {
         row.request.params,
         uniforms[r],
         {
-          blockStart,
-          blockProbabilities,
+          blockStart: Number(output.sampledBlock[r]) * BLOCK,
+          blockProbabilities: output.blockProbabilities.subarray(r * BLOCK, (r + 1) * BLOCK),
           candidateIds: ids,
-          candidateProbabilities: output.candidateProbabilities.subarray(r * topCount, r * topCount + needed),
+          candidateProbabilities:
+            needed === 0
+              ? NO_PROBABILITIES
+              : output.candidateProbabilities.subarray(r * topCount, r * topCount + needed),
           probabilities:
             output.probabilities === null
               ? null

@@ -154,7 +154,6 @@ const NO_SEARCH = new Tensor('bool', Uint8Array.of(0), []);
 export class DecoderRunner {
   readonly stats: ForwardStats = { runs: 0, runMs: 0, fullDistributionRuns: 0 };
   private readonly outputNames: string[];
-  private readonly topCountTensors = new Map<number, Tensor>();
 
   constructor(
     private readonly session: InferenceSession,
@@ -181,7 +180,11 @@ export class DecoderRunner {
       ...input.cache.pastFeeds(),
       [SAMPLING_HEAD.inverseTemperature]: new Tensor('float32', input.inverseTemperature, [rows]),
       [SAMPLING_HEAD.blockUniform]: new Tensor('float32', input.blockUniform, [rows, 1]),
-      [SAMPLING_HEAD.topCount]: this.topCountTensor(input.topCount),
+      [SAMPLING_HEAD.topCount]: new Tensor(
+        'int64',
+        BigInt64Array.of(BigInt(Math.max(1, input.topCount))),
+        [1],
+      ),
       [SAMPLING_HEAD.searchCandidates]: input.topCount > 0 ? SEARCH : NO_SEARCH,
     };
     const fetches = input.fetchProbabilities
@@ -203,17 +206,6 @@ export class DecoderRunner {
         ? (outputs[SAMPLING_HEAD.probabilities].data as Float32Array)
         : null,
     };
-  }
-
-  /** The top-count input for `topCount` candidates; the few distinct values are made once (every step sends one). */
-  private topCountTensor(topCount: number): Tensor {
-    const count = Math.max(1, topCount);
-    let tensor = this.topCountTensors.get(count);
-    if (tensor === undefined) {
-      tensor = new Tensor('int64', BigInt64Array.of(BigInt(count)), [1]);
-      this.topCountTensors.set(count, tensor);
-    }
-    return tensor;
   }
 
   async release(): Promise<void> {
