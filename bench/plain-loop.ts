@@ -4,13 +4,12 @@
  * measurably slower, which would flatter Temporal). The parent sends episode references over IPC; this process
  * times each loop and each step itself, so the IPC round trip is not counted.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { EpisodeSteps } from '../lib/episode/steps';
 import type { EpisodeRef, EpisodeResult, EpisodeSettings } from '../lib/episode/types';
 import { loadPolicy } from '../lib/model';
 import { createBlobStore } from '../lib/storage';
 import { loadConfig, type RememConfig } from '../temporal.config';
-import { workerEnvironment } from '../workers/spawn';
+import { forkWithConfig } from '../workers/spawn';
 import { policyOptions } from '../workers/worker';
 
 interface LoopRequest {
@@ -40,11 +39,7 @@ export interface PlainLoop {
 
 /** Forks the loop process on `config`'s storage and model; resolves once its policy is loaded. */
 export async function startPlainLoop(config: RememConfig): Promise<PlainLoop> {
-  const child: ChildProcess = fork(__filename, [], {
-    execArgv: ['--require', require.resolve('tsx/cjs')],
-    env: workerEnvironment(config),
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const child = forkWithConfig(__filename, [], config);
   const pending = new Map<
     number,
     { resolve: (outcome: LoopOutcome) => void; reject: (error: Error) => void }

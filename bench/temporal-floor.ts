@@ -2,11 +2,10 @@
  * Runs the benchmark's floor workflow (temporal-floor-workflow.ts) in the same topology as the episodes: the
  * workflow worker in the calling process, the activity worker in a process of its own (started from this file).
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { loadConfig, type RememConfig } from '../temporal.config';
-import { workerEnvironment } from '../workers/spawn';
+import { forkWithConfig } from '../workers/spawn';
 import { connectWorker } from '../workers/worker';
 import { temporalFloorWorkflow, type FloorActivities } from './temporal-floor-workflow';
 
@@ -32,11 +31,7 @@ export async function startTemporalFloor(
 ): Promise<TemporalFloor> {
   const workflowQueue = `bench-floor-wf-${stamp}`;
   const activityQueue = `bench-floor-act-${stamp}`;
-  const child: ChildProcess = fork(__filename, [activityQueue], {
-    execArgv: ['--require', require.resolve('tsx/cjs')],
-    env: workerEnvironment(config),
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const child = forkWithConfig(__filename, [activityQueue], config);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());

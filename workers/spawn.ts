@@ -1,5 +1,5 @@
 /** Worker processes started from code (fault tests, benchmarks): tsx's loader in one Node process, so a kill -9 hits the worker itself. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import type { RememConfig } from '../temporal.config';
 import { projectRoot } from '../temporal.config';
@@ -33,6 +33,18 @@ export function workerEnvironment(config: RememConfig): NodeJS.ProcessEnv {
     env.REMEMR1_S3_PREFIX = config.storage.prefix;
   }
   return env;
+}
+
+/**
+ * Forks a TypeScript module (through tsx's loader) with an IPC channel, pointed at the same servers, storage and
+ * model as `config`; its output goes to this process's.
+ */
+export function forkWithConfig(modulePath: string, args: readonly string[], config: RememConfig): ChildProcess {
+  return fork(modulePath, [...args], {
+    execArgv: ['--require', require.resolve('tsx/cjs')],
+    env: workerEnvironment(config),
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
 }
 
 export interface WorkerProcess {
