@@ -7,7 +7,9 @@
  *    with a 2-D weight (optimum's exports and ours), the hidden state is sliced to its last position before
  *    the MatMul, which avoids a [batch, prompt, vocab] tensor at prefill; otherwise the logits are sliced.
  *    The temperature is applied there too: scaled = logits / T.
- * 2. Ids the tokenizer cannot decode (Qwen pads its embedding beyond the tokenizer) get probability 0.
+ * 2. Ids the tokenizer cannot decode (Qwen pads its embedding beyond the tokenizer) and the padding up to
+ *    whole blocks get probability 0: a mask row folded into the output head's weight when the MatMul is
+ *    moved (no extra pass over the vocabulary), an Add otherwise.
  * 3. The vocabulary is viewed as blocks of BLOCK ids and probabilities = softmax(scaled). Per row:
  *    - a block drawn by inverse CDF over the block masses with the row's uniform number, returned with the
  *      probabilities of its ids (sampling.ts draws the id inside it: two-stage inverse CDF);
@@ -59,7 +61,11 @@ export const SAMPLER_NODE_PREFIX = 'sampler/';
 
 /** Ids per block of the two-stage draw and of the candidate search (Qwen's 151,936 = 1187 × 128). */
 export const BLOCK = 128;
-const FLOAT32_LOWEST = -3.4028234663852886e38;
+/**
+ * Added to the logits of ids that must never be drawn: exp of it underflows to exactly 0, and adding any
+ * finite logit to it cannot overflow to -Infinity.
+ */
+const MASKED = -1e30;
 
 export interface SamplingHeadInfo {
   /** True when the head MatMul was moved after the last-position slice (no full-sequence logits). */
@@ -110,6 +116,12 @@ export function attachSamplingHead(
     lastPosition.int64Constant([1]),
   ]);
 
+  const blocks = Math.ceil(modelVocabularySize / BLOCK);
+  const padded = blocks * BLOCK;
+  // Per column: 0 for ids that may be sampled, MASKED for ids the tokenizer cannot decode and for padding.
+  const maskRow = new Float32Array(padded).fill(MASKED, usableVocabularySize);
+  const needsMask = usableVocabularySize < padded;
+
   let scaled: string;
   const slicedBeforeHead =
     producer.opType === 'MatMul' &&
@@ -120,24 +132,45 @@ export function attachSamplingHead(
     // logits [batch, seq, vocab] = MatMul(hidden, W [hidden, vocab]): hidden is rank 3 because the
     // output is, so its axis 1 is the sequence.
     const [hidden, weight] = producer.input as string[];
-    const lastHidden = lastPosition.op('Gather', [hidden, lastIndex], axis(1));
-    scaled = lastPosition.op('MatMul', [lastPosition.op('Mul', [lastHidden, inverseTemperature]), weight]);
+    let lastHidden = lastPosition.op('Mul', [
+      lastPosition.op('Gather', [hidden, lastIndex], axis(1)),
+      inverseTemperature,
+    ]);
+    let headWeight = weight;
+    if (needsMask) {
+      // The mask and the padding go into the MatMul, not after it: the weight gets zero columns up to whole
+      // blocks and one more row holding the mask, and the hidden state a last feature of 1. For the ids
+      // that may be sampled the extra term adds exactly 0. The weight is constant, so ONNX Runtime folds
+      // this once when the session is created; a separate Add over [batch, vocab] cost about 5% of a
+      // batch-8 decode step of the ~25M-parameter benchmark model.
+      if (padded > modelVocabularySize)
+        headWeight = lastPosition.op('Pad', [
+          headWeight,
+          lastPosition.int64Constant([0, 0, 0, padded - modelVocabularySize]),
+        ]);
+      headWeight = lastPosition.op(
+        'Concat',
+        [headWeight, lastPosition.floatConstant(maskRow, [1, padded])],
+        axis(0),
+      );
+      lastHidden = lastPosition.op('Pad', [
+        lastHidden,
+        lastPosition.int64Constant([0, 0, 0, 1]),
+        lastPosition.floatConstant([1], []),
+      ]);
+    }
+    scaled = lastPosition.op('MatMul', [lastHidden, headWeight]);
     nodes.splice(producerIndex, 1);
   } else {
     scaled = g.op('Mul', [lastPosition.op('Gather', [logitsName, lastIndex], axis(1)), inverseTemperature]);
-  }
-  if (usableVocabularySize < modelVocabularySize) {
-    const mask = new Float32Array(modelVocabularySize).fill(FLOAT32_LOWEST, usableVocabularySize);
-    scaled = g.op('Add', [scaled, g.floatConstant(mask)]);
-  }
-  const blocks = Math.ceil(modelVocabularySize / BLOCK);
-  const padded = blocks * BLOCK;
-  if (padded > modelVocabularySize) {
-    scaled = g.op('Pad', [
-      scaled,
-      g.int64Constant([0, 0, 0, padded - modelVocabularySize]),
-      g.floatConstant([FLOAT32_LOWEST], []),
-    ]);
+    if (padded > modelVocabularySize) {
+      scaled = g.op('Pad', [
+        scaled,
+        g.int64Constant([0, 0, 0, padded - modelVocabularySize]),
+        g.floatConstant([MASKED], []),
+      ]);
+    }
+    if (needsMask) scaled = g.op('Add', [scaled, g.floatConstant(maskRow)]);
   }
   const probabilities = g.op('Softmax', [scaled], axis(1), SAMPLING_HEAD.probabilities);
   const probabilityBlocks = g.op('Reshape', [probabilities, g.int64Constant([0, blocks, BLOCK])]);

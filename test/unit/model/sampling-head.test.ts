@@ -197,12 +197,12 @@ describe('sampling head', () => {
     expect(outputs[SAMPLING_HEAD.sampledBlock].dims).toEqual([rows, 1]);
   });
 
-  it('slices the last position before a MatMul output head and gives the same results', async () => {
+  it('slices the last position before a MatMul output head, masks inside it, and gives the same results', async () => {
     const hidden = 4;
     const weight = Float32Array.from({ length: hidden * vocabulary }, () => 2 * random.nextFloat() - 1);
     const states = Float32Array.from({ length: rows * 3 * hidden }, () => 2 * random.nextFloat() - 1);
     const sliced = graphWithLogits(vocabulary, 'matmul', weight, hidden);
-    expect(attachSamplingHead(sliced, vocabulary, vocabulary, 'test graph').slicedBeforeHead).toBe(true);
+    expect(attachSamplingHead(sliced, vocabulary, usable, 'test graph').slicedBeforeHead).toBe(true);
     const slicedSession = await InferenceSession.create(encodeModel(sliced));
     // The same logits computed outside, fed to the pass-through graph.
     const full = new Float32Array(rows * 3 * vocabulary);
@@ -214,7 +214,7 @@ describe('sampling head', () => {
       }
     }
     const plain = graphWithLogits(vocabulary, 'identity');
-    attachSamplingHead(plain, vocabulary, vocabulary, 'test graph');
+    attachSamplingHead(plain, vocabulary, usable, 'test graph');
     const plainSession = await InferenceSession.create(encodeModel(plain));
     const uniform = [0.2, 0.8, 0.5];
     const a = await runHead(
@@ -235,6 +235,9 @@ describe('sampling head', () => {
     );
     for (let i = 0; i < a.probabilities.length; i++)
       expect(Math.abs(a.probabilities[i] - b.probabilities[i])).toBeLessThan(1e-6);
+    // Ids the tokenizer lacks and the padding up to whole blocks: exactly 0, through the mask row in the MatMul.
+    for (let r = 0; r < rows; r++)
+      for (let i = usable; i < 1024; i++) expect(a.probabilities[r * 1024 + i]).toBe(0);
     expect(a.candidateIds).toEqual(b.candidateIds);
     expect(a.sampledBlock).toEqual(b.sampledBlock);
   });
