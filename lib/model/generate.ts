@@ -260,42 +260,40 @@ export class GenerationEngine {
     rows: readonly Sequence[],
     input: Omit<ForwardInput, 'inverseTemperature' | 'blockUniform' | 'topCount' | 'fetchProbabilities'>,
   ): Promise<ForwardOutput> {
+    // Runs once per decode step for every row: plain loops, no per-step closures.
     const count = rows.length;
     const inverseTemperature = new Float32Array(count);
     const blockUniform = new Float32Array(count);
-    const uniforms: [number, number][] = rows.map(() => [0, 0]);
+    const uniforms: [number, number][] = new Array(count);
     let topCount = 0;
     let fetchProbabilities = false;
-    rows.forEach((row, r) => {
+    for (let r = 0; r < count; r++) {
+      const row = rows[r];
       const { temperature } = row.request.params;
       inverseTemperature[r] = temperature > 0 ? 1 / temperature : 1;
-      if (row.finished) return;
+      if (row.finished) {
+        uniforms[r] = [0, 0];
+        continue;
+      }
       uniforms[r] = row.drawUniforms();
       blockUniform[r] = uniforms[r][0];
       topCount = Math.max(topCount, row.candidatesNeeded(this.vocabularySize));
       fetchProbabilities ||= row.wantsFullDistribution;
-    });
-    const run = (withProbabilities: boolean) =>
-      this.runner.forward({
-        ...input,
-        inverseTemperature,
-        blockUniform,
-        topCount,
-        fetchProbabilities: withProbabilities,
-      });
-    let output = await run(fetchProbabilities);
+    }
+    const sampling = { ...input, inverseTemperature, blockUniform, topCount };
+    let output = await this.runner.forward({ ...sampling, fetchProbabilities });
     let choices = this.choose(rows, output, topCount, uniforms);
     if (!fetchProbabilities && choices.some((choice) => choice?.kind === 'needs-full-distribution')) {
-      output = await run(true);
+      output = await this.runner.forward({ ...sampling, fetchProbabilities: true });
       choices = this.choose(rows, output, topCount, uniforms);
     }
-    rows.forEach((row, r) => {
+    for (let r = 0; r < count; r++) {
       const choice = choices[r];
-      if (choice === null) return;
+      if (choice === null) continue;
       if (choice.kind !== 'token')
         throw new Error('internal error: full probabilities were fetched but a row still lacked them');
-      row.accept(choice.token, choice.logProb, choice.keptCount);
-    });
+      rows[r].accept(choice.token, choice.logProb, choice.keptCount);
+    }
     return output;
   }
 
@@ -308,8 +306,13 @@ export class GenerationEngine {
     const vocabulary = this.vocabularySize;
     const padded = this.runner.head.paddedVocabularySize;
     const candidateBlocks = topCount === 0 ? 0 : output.candidateBlocks.length / rows.length;
-    return rows.map((row, r) => {
-      if (row.finished) return null;
+    const choices: (RowChoice | null)[] = new Array(rows.length);
+    for (let r = 0; r < rows.length; r++) {
+      const row = rows[r];
+      if (row.finished) {
+        choices[r] = null;
+        continue;
+      }
       const needed = row.candidatesNeeded(vocabulary);
       // Plain temperature rows (every token of a training rollout) read no candidates: nothing to allocate.
       const ids = needed === 0 ? NO_IDS : new Int32Array(needed);
@@ -320,7 +323,7 @@ export class GenerationEngine {
           Number(output.candidateBlocks[r * candidateBlocks + Math.floor(position / BLOCK)]) * BLOCK +
           (position % BLOCK);
       }
-      return chooseToken(
+      choices[r] = chooseToken(
         row.request.params,
         uniforms[r],
         {
@@ -338,7 +341,8 @@ export class GenerationEngine {
         },
         needed,
       );
-    });
+    }
+    return choices;
   }
 
   /**
@@ -399,11 +403,12 @@ export class GenerationEngine {
     const ids = new BigInt64Array(count);
     const positions = new BigInt64Array(count);
     const mask = new BigInt64Array(count * columns);
-    rows.forEach((row, r) => {
+    for (let r = 0; r < count; r++) {
+      const row = rows[r];
       ids[r] = BigInt(row.pending);
       positions[r] = BigInt(row.cachedTokens);
       mask.fill(1n, r * columns + columns - (row.cachedTokens + 1), (r + 1) * columns);
-    });
+    }
     const output = await this.forwardAndChoose(rows, {
       rows: count,
       sequence: 1,
