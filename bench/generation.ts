@@ -1,10 +1,11 @@
 /**
  * Generation benchmark: time to first token and tokens per second at batch 1 and batch 8, the batching
  * speed-up, the share of decode-step time spent outside session.run (JavaScript sampling and bookkeeping),
- * and the share of session.run spent in the sampling head (from an ONNX Runtime profile). Run for the
- * bundled model and for a ~25M-parameter random Qwen2-shaped model with Qwen's vocabulary (151,936 ids).
+ * and the share of session.run spent in the sampling head (wall time against the bare decoder, with a
+ * per-operator breakdown from an ONNX Runtime profile). Run for the bundled model and for a ~25M-parameter
+ * random Qwen2-shaped model with Qwen's vocabulary (151,936 ids).
  *
- *   npx tsx bench/generation.ts [--repeats 3] [--new-tokens 128] [--prompt-tokens 256] [--threads 2] [--only bundled|large]
+ *   npx tsx bench/generation.ts [--repeats 3] [--new-tokens 128] [--prompt-tokens 256] [--threads 2] [--head-pairs 400] [--only bundled|large]
  *
  * The machine is shared: each figure is the best of `--repeats` runs, and the repeats alternate between
  * batch 1 and batch 8 so that the speed-up compares runs made under the same conditions.
@@ -19,7 +20,7 @@ import { loadModelFolder } from '../lib/model/folder';
 import type { GenerateRequest } from '../lib/model/generate';
 import { pastKeyName, pastValueName } from '../lib/model/kv-cache';
 import { writeModelFolder } from '../lib/model/model-folder-builder';
-import { encodeModel } from '../lib/model/onnx-graph';
+import { DataType, GraphBuilder, encodeModel, unshapedValueInfo, type onnx } from '../lib/model/onnx-graph';
 import { loadPolicy, type Policy, type PolicyStats } from '../lib/model/policy';
 import { parameterCount, type Qwen2Shape } from '../lib/model/qwen2-weights';
 import { SAMPLER_NODE_PREFIX, SAMPLING_HEAD, attachSamplingHead } from '../lib/model/sampling-head';
@@ -47,6 +48,8 @@ interface Options {
   newTokens: number;
   promptTokens: number;
   threads: number;
+  /** Timed pairs of decode steps (with and without the head) behind the head's share. */
+  headPairs: number;
   only?: 'bundled' | 'large';
 }
 
@@ -128,27 +131,13 @@ async function measure(
   });
 }
 
-/**
- * The sampling head's share of a batch-8 decode step inside session.run (past length = prompt length),
- * reading `topCount` candidates per row: kernel time of its nodes over the kernel time of all nodes, from an
- * ONNX Runtime profile of the graph the policy runs. Kernel times are less disturbed by other processes on
- * a shared machine than wall times.
- */
-async function samplingHeadShare(
-  folderPath: string,
+/** Inputs of one batch-8 decode step (past length = prompt length) for the head or the bare decoder. */
+function decodeStepFeeds(
+  config: { numHiddenLayers: number; numKeyValueHeads: number; headDim: number },
   options: Options,
   sampling: Sampling,
   topCount: number,
-): Promise<HeadProfile> {
-  const folder = await loadModelFolder(folderPath);
-  const { config } = folder;
-  attachSamplingHead(folder.onnxModel, config.vocabSize, folder.tokenizer.vocabularySize, folder.onnxPath);
-  const profileFolder = await fs.mkdtemp(path.join(os.tmpdir(), 'rememr1-profile-'));
-  // Created as the policy creates its session, so the operators run as they do in generation.
-  const session = await createSession(encodeModel(folder.onnxModel), {
-    intraOpThreads: options.threads,
-    profileFilePrefix: path.join(profileFolder, 'profile'),
-  });
+): Record<string, Tensor> {
   const rows = 8;
   const past = options.promptTokens;
   const feeds: Record<string, Tensor> = {
@@ -164,25 +153,135 @@ async function samplingHeadShare(
     [SAMPLING_HEAD.topCount]: new Tensor('int64', BigInt64Array.of(BigInt(Math.max(1, topCount))), [1]),
     [SAMPLING_HEAD.searchCandidates]: new Tensor('bool', Uint8Array.of(topCount > 0 ? 1 : 0), []),
   };
+  // Random keys and values: all-zero ones would make attention's exponentials trivially equal.
+  let state = 1;
+  const random = () => ((state = (state * 48271) % 2147483647) / 2147483647) * 2 - 1;
   for (let layer = 0; layer < config.numHiddenLayers; layer++) {
     const cache = () =>
-      new Tensor('float32', new Float32Array(rows * config.numKeyValueHeads * past * config.headDim), [
-        rows,
-        config.numKeyValueHeads,
-        past,
-        config.headDim,
-      ]);
+      new Tensor(
+        'float32',
+        Float32Array.from({ length: rows * config.numKeyValueHeads * past * config.headDim }, random),
+        [rows, config.numKeyValueHeads, past, config.headDim],
+      );
     feeds[pastKeyName(layer)] = cache();
     feeds[pastValueName(layer)] = cache();
   }
-  const fetches = [
-    SAMPLING_HEAD.sampledBlock,
-    SAMPLING_HEAD.blockProbabilities,
-    SAMPLING_HEAD.candidateBlocks,
-    SAMPLING_HEAD.candidatePositions,
-    SAMPLING_HEAD.candidateProbabilities,
+  return feeds;
+}
+
+const HEAD_FETCHES = [
+  SAMPLING_HEAD.sampledBlock,
+  SAMPLING_HEAD.blockProbabilities,
+  SAMPLING_HEAD.candidateBlocks,
+  SAMPLING_HEAD.candidatePositions,
+  SAMPLING_HEAD.candidateProbabilities,
+];
+const LOGITS_SAMPLE = 'bench.logits_sample';
+
+/**
+ * The decoder as exported, with its logits computed but only one of them copied out, so that it differs
+ * from the policy's graph by the sampling head alone.
+ */
+function bareDecoder(model: onnx.IModelProto): Uint8Array {
+  const graph = model.graph as onnx.IGraphProto;
+  const tail = new GraphBuilder('bench/');
+  const flat = tail.op('Reshape', ['logits', tail.int64Constant([-1])]);
+  tail.op('Slice', [flat, tail.int64Constant([0]), tail.int64Constant([1])], {}, LOGITS_SAMPLE);
+  graph.node = [...(graph.node ?? []), ...tail.nodes];
+  graph.initializer = [...(graph.initializer ?? []), ...tail.initializers];
+  graph.output = [
+    ...(graph.output ?? []).filter((output) => output.name !== 'logits'),
+    unshapedValueInfo(LOGITS_SAMPLE, DataType.FLOAT),
   ];
-  for (let i = 0; i < 60; i++) await session.run(feeds, fetches);
+  return encodeModel(model);
+}
+
+const median = (values: readonly number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/**
+ * The sampling head's share of a batch-8 decode step's session.run, in wall time: the policy's graph
+ * (decoder + head) against the bare decoder, created alike, run in alternating pairs on the same inputs.
+ * This counts everything the head adds (its nodes, the executor's overhead between them, the vocabulary
+ * mask inside the output head's MatMul), which per-node kernel times do not.
+ */
+async function samplingHeadShare(
+  folderPath: string,
+  options: Options,
+  sampling: Sampling,
+  topCount: number,
+): Promise<number> {
+  const withHead = await loadModelFolder(folderPath);
+  const { config } = withHead;
+  attachSamplingHead(
+    withHead.onnxModel,
+    config.vocabSize,
+    withHead.tokenizer.vocabularySize,
+    withHead.onnxPath,
+  );
+  const runtime = { intraOpThreads: options.threads };
+  const headSession = await createSession(encodeModel(withHead.onnxModel), runtime);
+  const bareSession = await createSession(
+    bareDecoder((await loadModelFolder(folderPath)).onnxModel),
+    runtime,
+  );
+  const feeds = decodeStepFeeds(config, options, sampling, topCount);
+  const presents = Array.from({ length: config.numHiddenLayers }, (_, layer) => [
+    `present.${layer}.key`,
+    `present.${layer}.value`,
+  ]).flat();
+  const bareFeeds = Object.fromEntries(bareSession.inputNames.map((name) => [name, feeds[name]]));
+  const timed = async (run: () => Promise<unknown>) => {
+    const started = performance.now();
+    await run();
+    return performance.now() - started;
+  };
+  const head = () => headSession.run(feeds, [...HEAD_FETCHES, ...presents]);
+  const bare = () => bareSession.run(bareFeeds, [LOGITS_SAMPLE, ...presents]);
+  const headMs: number[] = [];
+  const differenceMs: number[] = [];
+  for (let pair = 0; pair < 20 + options.headPairs; pair++) {
+    // Alternate which runs first, so neither always follows the other.
+    let headTime: number;
+    let bareTime: number;
+    if (pair % 2 === 0) {
+      headTime = await timed(head);
+      bareTime = await timed(bare);
+    } else {
+      bareTime = await timed(bare);
+      headTime = await timed(head);
+    }
+    if (pair < 20) continue;
+    headMs.push(headTime);
+    differenceMs.push(headTime - bareTime);
+  }
+  await headSession.release();
+  await bareSession.release();
+  return median(differenceMs) / median(headMs);
+}
+
+/**
+ * Kernel time of the head's nodes by operator, as shares of all nodes' kernel time, from an ONNX Runtime
+ * profile of the policy's graph: where the head's time goes (it misses what samplingHeadShare counts
+ * beyond the nodes themselves).
+ */
+async function headOperators(
+  folderPath: string,
+  options: Options,
+  sampling: Sampling,
+  topCount: number,
+): Promise<[string, number][]> {
+  const folder = await loadModelFolder(folderPath);
+  const { config } = folder;
+  attachSamplingHead(folder.onnxModel, config.vocabSize, folder.tokenizer.vocabularySize, folder.onnxPath);
+  const profileFolder = await fs.mkdtemp(path.join(os.tmpdir(), 'rememr1-profile-'));
+  // Created as the policy creates its session, so the operators run as they do in generation.
+  const session = await createSession(encodeModel(folder.onnxModel), {
+    intraOpThreads: options.threads,
+    profileFilePrefix: path.join(profileFolder, 'profile'),
+  });
+  const feeds = decodeStepFeeds(config, options, sampling, topCount);
+  for (let i = 0; i < 60; i++) await session.run(feeds, HEAD_FETCHES);
   session.endProfiling();
   await session.release();
   const [file] = await fs.readdir(profileFolder);
@@ -192,29 +291,19 @@ async function samplingHeadShare(
     dur: number;
   }[];
   await fs.rm(profileFolder, { recursive: true, force: true });
-  let head = 0;
   let total = 0;
   const byOperator = new Map<string, number>();
   for (const event of events) {
     if (event.cat !== 'Node' || !event.name.endsWith('_kernel_time')) continue;
     total += event.dur;
     if (!event.name.startsWith(SAMPLER_NODE_PREFIX)) continue;
-    head += event.dur;
     // Node names are `sampler/<Operator>_<n>`, or `sampler/<branch>/<Operator>_<n>` inside an If.
     const operator = event.name.slice(SAMPLER_NODE_PREFIX.length).replace(/_node_\d+.*$/, '');
     byOperator.set(operator, (byOperator.get(operator) ?? 0) + event.dur);
   }
-  const operators = [...byOperator]
+  return [...byOperator]
     .sort((a, b) => b[1] - a[1])
     .map(([operator, dur]): [string, number] => [operator, dur / total]);
-  return { share: head / total, operators };
-}
-
-interface HeadProfile {
-  /** Kernel time of the sampling head's nodes over that of all nodes. */
-  share: number;
-  /** The head's share by operator, largest first. */
-  operators: [string, number][];
 }
 
 /** Qwen's BPE vocabulary size (its tokenizer adds 22 special tokens; ours adds 9). */
@@ -268,10 +357,10 @@ async function benchmark(label: string, folder: string, options: Options): Promi
   const headLines: string[] = [];
   for (const [name, sampling, topCount] of SAMPLINGS) {
     const [one, eight] = await measure(policy, [1, 8], prompt, sampling, options);
-    const headProfile = await samplingHeadShare(folder, options, sampling, topCount);
-    const headShare = headProfile.share;
+    const headShare = await samplingHeadShare(folder, options, sampling, topCount);
+    const operators = await headOperators(folder, options, sampling, topCount);
     headLines.push(
-      `${name}: ${headProfile.operators.map(([operator, share]) => `${operator} ${percent(share)}`).join(', ')}`,
+      `${name}: ${operators.map(([operator, share]) => `${operator} ${percent(share)}`).join(', ')}`,
     );
     for (const [batch, m] of [
       [1, one],
@@ -287,7 +376,9 @@ async function benchmark(label: string, folder: string, options: Options): Promi
       `| ${name} | speed-up 8 vs 1 | | ${fixed(eight.decodeTokensPerSecond / one.decodeTokensPerSecond, 2)}× | ${fixed(eight.endToEndTokensPerSecond / one.endToEndTokensPerSecond, 2)}× | | | |`,
     );
   }
-  console.log('\nSampling head at batch 8, share of session.run by operator:');
+  console.log(
+    '\nSampling head at batch 8, kernel time by operator (ONNX Runtime profile; share of all kernel time):',
+  );
   for (const line of headLines) console.log(`- ${line}`);
   const stats = policy.stats();
   console.log(
@@ -302,6 +393,12 @@ async function main(): Promise<void> {
     .option('--new-tokens <n>', 'tokens generated per request', (value) => Number.parseInt(value, 10), 128)
     .option('--prompt-tokens <n>', 'prompt length in tokens', (value) => Number.parseInt(value, 10), 256)
     .option('--threads <n>', 'ONNX Runtime intra-op threads', (value) => Number.parseInt(value, 10), 2)
+    .option(
+      '--head-pairs <n>',
+      'timed decode-step pairs (with / without the head) for the head share',
+      (value) => Number.parseInt(value, 10),
+      400,
+    )
     .option('--only <model>', 'bundled or large')
     .parse();
   const options = program.opts<Options>();
