@@ -129,7 +129,7 @@ export interface ForwardOutput {
   sampledBlock: BigInt64Array;
   /** [rows, BLOCK] */
   blockProbabilities: Float32Array;
-  /** [rows, candidate blocks] */
+  /** [rows, candidate blocks]; empty when topCount was 0 (as are the next two) */
   candidateBlocks: BigInt64Array;
   /** [rows, topCount] */
   candidatePositions: BigInt64Array;
@@ -146,6 +146,9 @@ export interface ForwardStats {
   fullDistributionRuns: number;
 }
 
+const NO_INT64 = new BigInt64Array(0);
+const NO_FLOAT32 = new Float32Array(0);
+
 // ONNX Runtime only reads inputs, so constant ones can be shared by every run.
 const SEARCH = new Tensor('bool', Uint8Array.of(1), []);
 const NO_SEARCH = new Tensor('bool', Uint8Array.of(0), []);
@@ -153,22 +156,25 @@ const NO_SEARCH = new Tensor('bool', Uint8Array.of(0), []);
 /** A decoder session with the sampling head attached. */
 export class DecoderRunner {
   readonly stats: ForwardStats = { runs: 0, runMs: 0, fullDistributionRuns: 0 };
-  private readonly outputNames: string[];
+  /** Fetched every run: the draw and the cache. */
+  private readonly drawFetches: string[];
+  /** Also fetched when a row reads candidates. */
+  private readonly candidateFetches: string[];
 
   constructor(
     private readonly session: InferenceSession,
     readonly cacheShape: CacheShape,
     readonly head: SamplingHeadInfo,
   ) {
-    this.outputNames = [
-      SAMPLING_HEAD.sampledBlock,
-      SAMPLING_HEAD.blockProbabilities,
+    this.drawFetches = [SAMPLING_HEAD.sampledBlock, SAMPLING_HEAD.blockProbabilities];
+    for (let layer = 0; layer < cacheShape.layers; layer++)
+      this.drawFetches.push(`present.${layer}.key`, `present.${layer}.value`);
+    this.candidateFetches = [
+      ...this.drawFetches,
       SAMPLING_HEAD.candidateBlocks,
       SAMPLING_HEAD.candidatePositions,
       SAMPLING_HEAD.candidateProbabilities,
     ];
-    for (let layer = 0; layer < cacheShape.layers; layer++)
-      this.outputNames.push(`present.${layer}.key`, `present.${layer}.value`);
   }
 
   async forward(input: ForwardInput): Promise<ForwardOutput> {
@@ -187,9 +193,10 @@ export class DecoderRunner {
       ),
       [SAMPLING_HEAD.searchCandidates]: input.topCount > 0 ? SEARCH : NO_SEARCH,
     };
-    const fetches = input.fetchProbabilities
-      ? [...this.outputNames, SAMPLING_HEAD.probabilities]
-      : this.outputNames;
+    // Outputs not fetched are not converted to JavaScript tensors (every conversion costs time per step).
+    const readsCandidates = input.topCount > 0;
+    const drawn = readsCandidates ? this.candidateFetches : this.drawFetches;
+    const fetches = input.fetchProbabilities ? [...drawn, SAMPLING_HEAD.probabilities] : drawn;
     const started = performance.now();
     const outputs = (await this.session.run(feeds, fetches)) as Record<string, Tensor>;
     this.stats.runMs += performance.now() - started;
@@ -199,9 +206,15 @@ export class DecoderRunner {
       cache: KvCache.fromPresent(this.cacheShape, outputs),
       sampledBlock: outputs[SAMPLING_HEAD.sampledBlock].data as BigInt64Array,
       blockProbabilities: outputs[SAMPLING_HEAD.blockProbabilities].data as Float32Array,
-      candidateBlocks: outputs[SAMPLING_HEAD.candidateBlocks].data as BigInt64Array,
-      candidatePositions: outputs[SAMPLING_HEAD.candidatePositions].data as BigInt64Array,
-      candidateProbabilities: outputs[SAMPLING_HEAD.candidateProbabilities].data as Float32Array,
+      candidateBlocks: readsCandidates
+        ? (outputs[SAMPLING_HEAD.candidateBlocks].data as BigInt64Array)
+        : NO_INT64,
+      candidatePositions: readsCandidates
+        ? (outputs[SAMPLING_HEAD.candidatePositions].data as BigInt64Array)
+        : NO_INT64,
+      candidateProbabilities: readsCandidates
+        ? (outputs[SAMPLING_HEAD.candidateProbabilities].data as Float32Array)
+        : NO_FLOAT32,
       probabilities: input.fetchProbabilities
         ? (outputs[SAMPLING_HEAD.probabilities].data as Float32Array)
         : null,
