@@ -131,7 +131,10 @@ async function measure(
   });
 }
 
-/** Inputs of one batch-8 decode step (past length = prompt length) for the head or the bare decoder. */
+/**
+ * Inputs of one batch-8 decode step halfway through the measured generation (past length = prompt + half the
+ * new tokens), for the head or the bare decoder.
+ */
 function decodeStepFeeds(
   config: { numHiddenLayers: number; numKeyValueHeads: number; headDim: number },
   options: Options,
@@ -139,7 +142,7 @@ function decodeStepFeeds(
   topCount: number,
 ): Record<string, Tensor> {
   const rows = 8;
-  const past = options.promptTokens;
+  const past = options.promptTokens + Math.floor(options.newTokens / 2);
   const feeds: Record<string, Tensor> = {
     input_ids: new Tensor('int64', new BigInt64Array(rows).fill(1n), [rows, 1]),
     attention_mask: new Tensor('int64', new BigInt64Array(rows * (past + 1)).fill(1n), [rows, past + 1]),
