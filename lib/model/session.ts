@@ -158,7 +158,7 @@ export class DecoderRunner {
   readonly stats: ForwardStats = { runs: 0, runMs: 0, fullDistributionRuns: 0 };
   /** Fetched every run: the draw and the cache. */
   private readonly drawFetches: string[];
-  /** Also fetched when a row reads candidates. */
+  /** The same and the candidates: fetched when a row reads candidates. */
   private readonly candidateFetches: string[];
 
   constructor(
