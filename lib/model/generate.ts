@@ -25,7 +25,7 @@ import {
   type RowChoice,
   type SamplingParams,
 } from './sampling';
-import { BLOCK } from './sampling-head';
+import { DRAW_BLOCK, SEARCH_BLOCK } from './sampling-head';
 import type { DecoderRunner, ForwardInput, ForwardOutput } from './session';
 import { IncrementalDecoder, type ChatMessage, type PolicyTokenizer } from './tokenizer';
 
@@ -320,15 +320,16 @@ export class GenerationEngine {
       for (let i = 0; i < needed; i++) {
         const position = Number(output.candidatePositions[r * topCount + i]);
         ids[i] =
-          Number(output.candidateBlocks[r * candidateBlocks + Math.floor(position / BLOCK)]) * BLOCK +
-          (position % BLOCK);
+          Number(output.candidateBlocks[r * candidateBlocks + Math.floor(position / SEARCH_BLOCK)]) *
+            SEARCH_BLOCK +
+          (position % SEARCH_BLOCK);
       }
       choices[r] = chooseToken(
         row.request.params,
         uniforms[r],
         {
-          blockStart: Number(output.sampledBlock[r]) * BLOCK,
-          blockProbabilities: output.blockProbabilities.subarray(r * BLOCK, (r + 1) * BLOCK),
+          blockStart: Number(output.sampledBlock[r]) * DRAW_BLOCK,
+          blockProbabilities: output.blockProbabilities.subarray(r * DRAW_BLOCK, (r + 1) * DRAW_BLOCK),
           candidateIds: ids,
           candidateProbabilities:
             needed === 0

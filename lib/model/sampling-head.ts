@@ -10,12 +10,12 @@
  * 2. Ids the tokenizer cannot decode (Qwen pads its embedding beyond the tokenizer) and the padding up to
  *    whole blocks get probability 0: a mask row folded into the output head's weight when the MatMul is
  *    moved (no extra pass over the vocabulary), an Add otherwise.
- * 3. The vocabulary is viewed as blocks of BLOCK ids and probabilities = softmax(scaled). Per row:
- *    - a block drawn by inverse CDF over the block masses with the row's uniform number, returned with the
- *      probabilities of its ids (sampling.ts draws the id inside it: two-stage inverse CDF);
- *    - the top `top_count` probabilities, found inside the top `top_count` blocks by block maximum (the top
- *      k ids always lie in the top k blocks), returned as positions in those blocks; skipped (an If node)
- *      when no row reads candidates, as in plain temperature sampling.
+ * 3. probabilities = softmax(scaled). Per row:
+ *    - a block of DRAW_BLOCK ids drawn by inverse CDF over the block masses with the row's uniform number,
+ *      returned with the probabilities of its ids (sampling.ts draws the id inside it: two-stage inverse CDF);
+ *    - the top `top_count` probabilities, found inside the top `top_count` blocks of SEARCH_BLOCK ids by
+ *      block maximum (the top k ids always lie in the top k blocks), returned as positions in those blocks;
+ *      skipped (an If node) when no row reads candidates, as in plain temperature sampling.
  *    Nothing sorts or scans the vocabulary in JavaScript; the full probabilities are copied out only when a
  *    top-p set is larger than the candidates (sampling.ts).
  *
@@ -44,7 +44,7 @@ export const SAMPLING_HEAD = {
   searchCandidates: 'sampler.search_candidates',
   /** [batch, 1] the drawn block. */
   sampledBlock: 'sampler.sampled_block',
-  /** [batch, BLOCK] probabilities of the drawn block's ids. */
+  /** [batch, DRAW_BLOCK] probabilities of the drawn block's ids. */
   blockProbabilities: 'sampler.block_probabilities',
   /** [batch, min(top_count, blocks)] the blocks holding the candidates, by block maximum. */
   candidateBlocks: 'sampler.candidate_blocks',
@@ -59,8 +59,14 @@ export const SAMPLING_HEAD = {
 /** Names of the sampling nodes start with this (profiles attribute time to sampling by it). */
 export const SAMPLER_NODE_PREFIX = 'sampler/';
 
-/** Ids per block of the two-stage draw and of the candidate search (Qwen's 151,936 = 1187 × 128). */
-export const BLOCK = 128;
+/**
+ * Ids per block of the two-stage draw: the head draws a block, sampling.ts an id inside it. Larger blocks
+ * mean fewer block masses to accumulate (CumSum) and compare per row; the vocabulary is padded to whole
+ * blocks inside the output head's MatMul (Qwen's 151,936 ids: 297 blocks, 128 padding ids).
+ */
+export const DRAW_BLOCK = 512;
+/** Ids per block of the candidate search: the top k ids lie in the k blocks with the largest maxima. */
+export const SEARCH_BLOCK = 128;
 /**
  * Added to the logits of ids that must never be drawn: exp of it underflows to exactly 0, and adding any
  * finite logit to it cannot overflow to -Infinity.
@@ -116,8 +122,7 @@ export function attachSamplingHead(
     lastPosition.int64Constant([1]),
   ]);
 
-  const blocks = Math.ceil(modelVocabularySize / BLOCK);
-  const padded = blocks * BLOCK;
+  const padded = Math.ceil(modelVocabularySize / DRAW_BLOCK) * DRAW_BLOCK;
   // Per column: 0 for ids that may be sampled, MASKED for ids the tokenizer cannot decode and for padding.
   const maskRow = new Float32Array(padded).fill(MASKED, usableVocabularySize);
   const needsMask = usableVocabularySize < padded;
@@ -173,11 +178,11 @@ export function attachSamplingHead(
     if (needsMask) scaled = g.op('Add', [scaled, g.floatConstant(maskRow)]);
   }
   const probabilities = g.op('Softmax', [scaled], axis(1), SAMPLING_HEAD.probabilities);
-  const probabilityBlocks = g.op('Reshape', [probabilities, g.int64Constant([0, blocks, BLOCK])]);
+  const drawBlocks = g.op('Reshape', [probabilities, g.int64Constant([0, padded / DRAW_BLOCK, DRAW_BLOCK])]);
 
   // The block: the first whose cumulative mass exceeds u × (the cumulative sum's own total).
   const cumulative = g.op('CumSum', [
-    g.op('ReduceSum', [probabilityBlocks, g.int64Constant([2])], { keepdims: intAttr(0) }),
+    g.op('ReduceSum', [drawBlocks, g.int64Constant([2])], { keepdims: intAttr(0) }),
     g.int64Constant([1], []),
   ]);
   const threshold = g.op('Mul', [
@@ -191,16 +196,13 @@ export function attachSamplingHead(
     { axis: intAttr(1), keepdims: intAttr(1) },
     SAMPLING_HEAD.sampledBlock,
   );
-  g.op(
-    'GatherND',
-    [probabilityBlocks, sampledBlock],
-    { batch_dims: intAttr(1) },
-    SAMPLING_HEAD.blockProbabilities,
-  );
+  g.op('GatherND', [drawBlocks, sampledBlock], { batch_dims: intAttr(1) }, SAMPLING_HEAD.blockProbabilities);
 
   // Candidates, when a row reads any: the top ids lie in the blocks with the top maxima.
   const searchCandidates = g.branch('candidates', (c) => {
-    const blockMax = c.op('ReduceMax', [probabilityBlocks], { axes: intsAttr([2]), keepdims: intAttr(0) });
+    const blocks = padded / SEARCH_BLOCK;
+    const searchBlocks = c.op('Reshape', [probabilities, c.int64Constant([0, blocks, SEARCH_BLOCK])]);
+    const blockMax = c.op('ReduceMax', [searchBlocks], { axes: intsAttr([2]), keepdims: intAttr(0) });
     const blockCount = c.op('Min', [SAMPLING_HEAD.topCount, c.int64Constant([blocks])]);
     const [, candidateBlocks] = c.node(
       'TopK',
@@ -210,10 +212,10 @@ export function attachSamplingHead(
     );
     const gathered = c.op(
       'GatherND',
-      [probabilityBlocks, c.op('Unsqueeze', [candidateBlocks, c.int64Constant([2])])],
+      [searchBlocks, c.op('Unsqueeze', [candidateBlocks, c.int64Constant([2])])],
       { batch_dims: intAttr(1) },
     );
-    const [probabilities, positions] = c.node(
+    const [candidateProbabilities, positions] = c.node(
       'TopK',
       [c.op('Reshape', [gathered, c.int64Constant([0, -1])]), SAMPLING_HEAD.topCount],
       { axis: intAttr(1), largest: intAttr(1), sorted: intAttr(1) },
@@ -222,7 +224,7 @@ export function attachSamplingHead(
     return [
       { name: candidateBlocks, elemType: DataType.INT64 },
       { name: positions, elemType: DataType.INT64 },
-      { name: probabilities, elemType: DataType.FLOAT },
+      { name: candidateProbabilities, elemType: DataType.FLOAT },
     ];
   });
   const noCandidates = g.branch('no_candidates', (c) => [
@@ -250,7 +252,7 @@ export function attachSamplingHead(
     ...(graph.output ?? []).filter((output) => output.name !== logitsName),
     valueInfo(SAMPLING_HEAD.probabilities, DataType.FLOAT, ['batch_size', padded]),
     valueInfo(SAMPLING_HEAD.sampledBlock, DataType.INT64, ['batch_size', 1]),
-    valueInfo(SAMPLING_HEAD.blockProbabilities, DataType.FLOAT, ['batch_size', BLOCK]),
+    valueInfo(SAMPLING_HEAD.blockProbabilities, DataType.FLOAT, ['batch_size', DRAW_BLOCK]),
     // [batch, candidate blocks], [batch, top_count], [batch, top_count]; empty when not searched.
     unshapedValueInfo(SAMPLING_HEAD.candidateBlocks, DataType.INT64),
     unshapedValueInfo(SAMPLING_HEAD.candidatePositions, DataType.INT64),

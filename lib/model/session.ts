@@ -127,7 +127,7 @@ export interface ForwardOutput {
   cache: KvCache;
   /** [rows] */
   sampledBlock: BigInt64Array;
-  /** [rows, BLOCK] */
+  /** [rows, DRAW_BLOCK] */
   blockProbabilities: Float32Array;
   /** [rows, candidate blocks]; empty when topCount was 0 (as are the next two) */
   candidateBlocks: BigInt64Array;

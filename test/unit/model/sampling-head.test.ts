@@ -3,7 +3,12 @@
  * of ids the tokenizer lacks, and slicing the last position before the output head.
  */
 import { InferenceSession, Tensor } from 'onnxruntime-node';
-import { BLOCK, SAMPLING_HEAD, attachSamplingHead } from '../../../lib/model/sampling-head';
+import {
+  DRAW_BLOCK,
+  SAMPLING_HEAD,
+  SEARCH_BLOCK,
+  attachSamplingHead,
+} from '../../../lib/model/sampling-head';
 import { DataType, encodeModel, float32Tensor, valueInfo, type onnx } from '../../../lib/model/onnx-graph';
 import { Xoshiro128 } from '../../../lib/model/random';
 
@@ -71,7 +76,8 @@ async function runHead(
       Array.from(positions.subarray(r * topCount, (r + 1) * topCount), (position) => {
         const p = Number(position);
         return (
-          Number((blocks.data as BigInt64Array)[r * perRow + Math.floor(p / BLOCK)]) * BLOCK + (p % BLOCK)
+          Number((blocks.data as BigInt64Array)[r * perRow + Math.floor(p / SEARCH_BLOCK)]) * SEARCH_BLOCK +
+          (p % SEARCH_BLOCK)
         );
       }),
     ),
@@ -89,10 +95,10 @@ function softmax(logits: ArrayLike<number>, inverseTemperature: number, usable: 
 
 /** Stage one of the two-stage inverse CDF by definition: the first block whose cumulative mass exceeds u × total. */
 function blockByDefinition(probabilities: ArrayLike<number>, uniform: number): number {
-  const blocks = Math.ceil(probabilities.length / BLOCK);
+  const blocks = Math.ceil(probabilities.length / DRAW_BLOCK);
   const mass = Array.from({ length: blocks }, (_, b) =>
     Array.from(probabilities)
-      .slice(b * BLOCK, (b + 1) * BLOCK)
+      .slice(b * DRAW_BLOCK, (b + 1) * DRAW_BLOCK)
       .reduce((a, c) => a + c, 0),
   );
   const total = mass.reduce((a, b) => a + b, 0);
@@ -103,8 +109,10 @@ function blockByDefinition(probabilities: ArrayLike<number>, uniform: number): n
 }
 
 describe('sampling head', () => {
-  const vocabulary = 1000;
-  const usable = 990;
+  // Padded to 4096: 8 draw blocks, 32 search blocks.
+  const vocabulary = 4000;
+  const usable = 3990;
+  const padded = 4096;
   const rows = 3;
   const random = new Xoshiro128(99n);
   const logits = Float32Array.from({ length: rows * 2 * vocabulary }, () => 6 * random.nextFloat() - 3);
@@ -114,7 +122,7 @@ describe('sampling head', () => {
   beforeAll(async () => {
     const model = graphWithLogits(vocabulary, 'identity');
     const info = attachSamplingHead(model, vocabulary, usable, 'test graph');
-    expect(info).toEqual({ slicedBeforeHead: false, vocabularySize: usable, paddedVocabularySize: 1024 });
+    expect(info).toEqual({ slicedBeforeHead: false, vocabularySize: usable, paddedVocabularySize: padded });
     session = await InferenceSession.create(encodeModel(model));
   });
 
@@ -130,9 +138,9 @@ describe('sampling head', () => {
     for (let r = 0; r < rows; r++) {
       const last = logits.subarray((2 * r + 1) * vocabulary, (2 * r + 2) * vocabulary);
       const expected = softmax(last, 1 / temperatures[r], usable);
-      const got = out.probabilities.subarray(r * 1024, (r + 1) * 1024);
+      const got = out.probabilities.subarray(r * padded, (r + 1) * padded);
       for (let i = 0; i < usable; i++) expect(Math.abs(got[i] - expected[i])).toBeLessThan(1e-7);
-      for (let i = usable; i < 1024; i++) expect(got[i]).toBe(0);
+      for (let i = usable; i < padded; i++) expect(got[i]).toBe(0);
     }
   });
 
@@ -149,11 +157,11 @@ describe('sampling head', () => {
         1,
       );
       for (let r = 0; r < rows; r++) {
-        const probabilities = out.probabilities.subarray(r * 1024, (r + 1) * 1024);
+        const probabilities = out.probabilities.subarray(r * padded, (r + 1) * padded);
         const block = Number(out.sampledBlock[r]);
         expect(block).toBe(blockByDefinition(probabilities, uniform[r]));
-        expect(Array.from(out.blockProbabilities.subarray(r * BLOCK, (r + 1) * BLOCK))).toEqual(
-          Array.from(probabilities.subarray(block * BLOCK, (block + 1) * BLOCK)),
+        expect(Array.from(out.blockProbabilities.subarray(r * DRAW_BLOCK, (r + 1) * DRAW_BLOCK))).toEqual(
+          Array.from(probabilities.subarray(block * DRAW_BLOCK, (block + 1) * DRAW_BLOCK)),
         );
         blocksDrawn.add(block);
       }
@@ -171,7 +179,7 @@ describe('sampling head', () => {
       topCount,
     );
     for (let r = 0; r < rows; r++) {
-      const probabilities = out.probabilities.subarray(r * 1024, (r + 1) * 1024);
+      const probabilities = out.probabilities.subarray(r * padded, (r + 1) * padded);
       const expected = Array.from(probabilities.keys())
         .sort((a, b) => probabilities[b] - probabilities[a] || a - b)
         .slice(0, topCount);
@@ -237,7 +245,7 @@ describe('sampling head', () => {
       expect(Math.abs(a.probabilities[i] - b.probabilities[i])).toBeLessThan(1e-6);
     // Ids the tokenizer lacks and the padding up to whole blocks: exactly 0, through the mask row in the MatMul.
     for (let r = 0; r < rows; r++)
-      for (let i = usable; i < 1024; i++) expect(a.probabilities[r * 1024 + i]).toBe(0);
+      for (let i = usable; i < padded; i++) expect(a.probabilities[r * padded + i]).toBe(0);
     expect(a.candidateIds).toEqual(b.candidateIds);
     expect(a.sampledBlock).toEqual(b.sampledBlock);
   });
