@@ -162,10 +162,12 @@ export function chooseToken(
   return drawFromNucleus(head.probabilities, params.topP, uniform);
 }
 
-// Scratch space for the full-distribution search, reused across calls (single-threaded).
+// Scratch space for the full-distribution search, reused across calls (single-threaded). Between calls every
+// bin is zero: a call resets only the bins it touched, so a small vocabulary does not pay for 65,536 bins.
 const BIN_COUNT = 1 << 16;
 const binMass = new Float64Array(BIN_COUNT);
 const binCount = new Uint32Array(BIN_COUNT);
+const touchedBins = new Uint32Array(BIN_COUNT);
 
 /**
  * Exact top-p over the whole vocabulary without sorting it. Probabilities are binned by the top 16 bits of
@@ -177,17 +179,36 @@ const binCount = new Uint32Array(BIN_COUNT);
 export function drawFromNucleus(probabilities: Float32Array, topP: number, uniform: number): RowChoice {
   const p = probabilities.byteOffset % 4 === 0 ? probabilities : probabilities.slice();
   const bits = new Uint32Array(p.buffer, p.byteOffset, p.length);
-  binMass.fill(0);
-  binCount.fill(0);
+  let touched = 0;
   let highest = 0;
   let total = 0;
   for (let i = 0; i < p.length; i++) {
     const bin = bits[i] >>> 16;
+    if (binCount[bin] === 0) touchedBins[touched++] = bin;
     binMass[bin] += p[i];
     binCount[bin] += 1;
     total += p[i];
     if (bin > highest) highest = bin;
   }
+  try {
+    return nucleusDraw(p, bits, highest, total, topP, uniform);
+  } finally {
+    for (let k = 0; k < touched; k++) {
+      binMass[touchedBins[k]] = 0;
+      binCount[touchedBins[k]] = 0;
+    }
+  }
+}
+
+/** The rest of drawFromNucleus, once the bins hold the row's masses and counts. */
+function nucleusDraw(
+  p: Float32Array,
+  bits: Uint32Array,
+  highest: number,
+  total: number,
+  topP: number,
+  uniform: number,
+): RowChoice {
   const target = topP * total;
   let above = 0;
   let aboveCount = 0;
