@@ -16,9 +16,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tensor } from 'onnxruntime-node';
 import { COMMON_ENGLISH_WORDS } from '../lib/model/english-words';
+import type { ModelConfig } from '../lib/model/config';
 import { loadModelFolder } from '../lib/model/folder';
 import type { GenerateRequest } from '../lib/model/generate';
-import { pastKeyName, pastValueName } from '../lib/model/kv-cache';
+import { pastKeyName, pastValueName, presentKeyName, presentValueName } from '../lib/model/kv-cache';
 import { writeModelFolder } from '../lib/model/model-folder-builder';
 import { DataType, GraphBuilder, encodeModel, unshapedValueInfo, type onnx } from '../lib/model/onnx-graph';
 import { loadPolicy, type Policy, type PolicyStats } from '../lib/model/policy';
@@ -143,7 +144,7 @@ async function measure(
  * new tokens), for the head or the bare decoder.
  */
 function decodeStepFeeds(
-  config: { numHiddenLayers: number; numKeyValueHeads: number; headDim: number },
+  config: Pick<ModelConfig, 'numHiddenLayers' | 'numKeyValueHeads' | 'headDim'>,
   options: Options,
   sampling: Sampling,
   topCount: number,
@@ -206,6 +207,14 @@ function bareDecoder(model: onnx.IModelProto): Uint8Array {
   return encodeModel(model);
 }
 
+/** The graph the policy runs: the model folder's decoder with the sampling head attached. */
+async function policyGraph(folderPath: string): Promise<{ config: ModelConfig; model: Uint8Array }> {
+  const folder = await loadModelFolder(folderPath);
+  const { config } = folder;
+  attachSamplingHead(folder.onnxModel, config.vocabSize, folder.tokenizer.vocabularySize, folder.onnxPath);
+  return { config, model: encodeModel(folder.onnxModel) };
+}
+
 const median = (values: readonly number[]) =>
   [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
@@ -221,24 +230,17 @@ async function samplingHeadShare(
   sampling: Sampling,
   topCount: number,
 ): Promise<number> {
-  const withHead = await loadModelFolder(folderPath);
-  const { config } = withHead;
-  attachSamplingHead(
-    withHead.onnxModel,
-    config.vocabSize,
-    withHead.tokenizer.vocabularySize,
-    withHead.onnxPath,
-  );
+  const { config, model } = await policyGraph(folderPath);
   const runtime = { intraOpThreads: options.threads };
-  const headSession = await createSession(encodeModel(withHead.onnxModel), runtime);
+  const headSession = await createSession(model, runtime);
   const bareSession = await createSession(
     bareDecoder((await loadModelFolder(folderPath)).onnxModel),
     runtime,
   );
   const feeds = decodeStepFeeds(config, options, sampling, topCount);
   const presents = Array.from({ length: config.numHiddenLayers }, (_, layer) => [
-    `present.${layer}.key`,
-    `present.${layer}.value`,
+    presentKeyName(layer),
+    presentValueName(layer),
   ]).flat();
   const bareFeeds = Object.fromEntries(bareSession.inputNames.map((name) => [name, feeds[name]]));
   const timed = async (run: () => Promise<unknown>) => {
@@ -281,12 +283,10 @@ async function headOperators(
   sampling: Sampling,
   topCount: number,
 ): Promise<[string, number][]> {
-  const folder = await loadModelFolder(folderPath);
-  const { config } = folder;
-  attachSamplingHead(folder.onnxModel, config.vocabSize, folder.tokenizer.vocabularySize, folder.onnxPath);
+  const { config, model } = await policyGraph(folderPath);
   const profileFolder = await fs.mkdtemp(path.join(os.tmpdir(), 'rememr1-profile-'));
   // Created as the policy creates its session, so the operators run as they do in generation.
-  const session = await createSession(encodeModel(folder.onnxModel), {
+  const session = await createSession(model, {
     intraOpThreads: options.threads,
     profileFilePrefix: path.join(profileFolder, 'profile'),
   });
@@ -341,7 +341,7 @@ function letterNgramMerges(count: number): [string, string][] {
   return merges;
 }
 
-export async function buildLargeModel(folder: string): Promise<void> {
+async function buildLargeModel(folder: string): Promise<void> {
   const tokenizer = buildByteLevelTokenizer({
     pretokenCounts: new Map(),
     merges: letterNgramMerges(QWEN_BPE_SIZE - 256),

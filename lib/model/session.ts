@@ -4,7 +4,7 @@
  */
 import { InferenceSession, Tensor, listSupportedBackends } from 'onnxruntime-node';
 import { ExecutionProviderError } from './errors';
-import { KvCache, type CacheShape } from './kv-cache';
+import { KvCache, presentKeyName, presentValueName, type CacheShape } from './kv-cache';
 import { SAMPLING_HEAD, type SamplingHeadInfo } from './sampling-head';
 
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'webgpu'] as const;
@@ -168,7 +168,7 @@ export class DecoderRunner {
   ) {
     this.drawFetches = [SAMPLING_HEAD.sampledBlock, SAMPLING_HEAD.blockProbabilities];
     for (let layer = 0; layer < cacheShape.layers; layer++)
-      this.drawFetches.push(`present.${layer}.key`, `present.${layer}.value`);
+      this.drawFetches.push(presentKeyName(layer), presentValueName(layer));
     this.candidateFetches = [
       ...this.drawFetches,
       SAMPLING_HEAD.candidateBlocks,
