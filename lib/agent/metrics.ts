@@ -7,7 +7,9 @@
  * "yes", "no" or "noanswer" and the two differ, F1 is 0 (no partial credit for "no" against "yes").
  * Sub-EM is 1 when the normalised gold is a substring of the normalised prediction or the reverse, as
  * in the released evaluation (character level, so "1" is in "1990"); an empty prediction scores 0.
- * A null prediction (no answer found) scores 0 everywhere.
+ * A null prediction (no answer found), or one without a word, scores 0 everywhere: no answer never scores.
+ * A gold answer made only of articles ("a", "The") would normalise to nothing and so match an empty
+ * prediction; it is compared with its articles kept instead, so only a prediction saying it matches.
  */
 
 import { MetricInputError } from './errors';
@@ -21,6 +23,16 @@ function answerWords(text: string): string[] {
 /** The standard answer normalisation: lower-case, no punctuation, no articles, single spaces. */
 export function normalizeAnswer(text: string): string {
   return answerWords(text).join(' ');
+}
+
+/**
+ * The words a prediction and a gold answer are compared on: without articles, unless the gold has no other
+ * word (then both keep theirs). A prediction with no words compares as empty, which never scores.
+ */
+function comparedWords(prediction: string, gold: string): { prediction: string[]; gold: string[] } {
+  const goldWords = answerWords(gold);
+  if (goldWords.length > 0) return { prediction: answerWords(prediction), gold: goldWords };
+  return { prediction: tokenizeWords(prediction), gold: tokenizeWords(gold) };
 }
 
 /** Throws unless `golds` is a non-empty array of strings. */
@@ -43,16 +55,17 @@ function maxOverGolds(golds: readonly string[], score: (gold: string) => number)
 
 /** 1 when the normalised prediction equals a normalised gold answer, else 0. */
 export function exactMatch(prediction: string | null, golds: readonly string[]): number {
-  return maxOverGolds(golds, (gold) =>
-    prediction !== null && normalizeAnswer(prediction) === normalizeAnswer(gold) ? 1 : 0,
-  );
+  return maxOverGolds(golds, (gold) => {
+    if (prediction === null) return 0;
+    const words = comparedWords(prediction, gold);
+    return words.prediction.length > 0 && words.prediction.join(' ') === words.gold.join(' ') ? 1 : 0;
+  });
 }
 
 const YES_NO_NOANSWER = new Set(['yes', 'no', 'noanswer']);
 
 function f1Against(prediction: string, gold: string): number {
-  const predictionWords = answerWords(prediction);
-  const goldWords = answerWords(gold);
+  const { prediction: predictionWords, gold: goldWords } = comparedWords(prediction, gold);
   const normalisedPrediction = predictionWords.join(' ');
   const normalisedGold = goldWords.join(' ');
   if (
@@ -84,10 +97,12 @@ export function f1Score(prediction: string | null, golds: readonly string[]): nu
 
 /** 1 when a normalised gold contains the normalised prediction or the reverse (non-empty prediction). */
 export function subExactMatch(prediction: string | null, golds: readonly string[]): number {
-  const normalisedPrediction = prediction === null ? '' : normalizeAnswer(prediction);
   return maxOverGolds(golds, (gold) => {
-    if (normalisedPrediction === '') return 0;
-    const normalisedGold = normalizeAnswer(gold);
+    if (prediction === null) return 0;
+    const words = comparedWords(prediction, gold);
+    if (words.prediction.length === 0 || words.gold.length === 0) return 0;
+    const normalisedPrediction = words.prediction.join(' ');
+    const normalisedGold = words.gold.join(' ');
     return normalisedGold.includes(normalisedPrediction) || normalisedPrediction.includes(normalisedGold)
       ? 1
       : 0;

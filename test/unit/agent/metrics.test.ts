@@ -27,6 +27,27 @@ describe('exactMatch', () => {
     expect(exactMatch(null, ['x'])).toBe(0);
   });
 
+  it('never scores an empty answer, also against a gold answer made only of articles', () => {
+    for (const gold of ['a', 'the', 'The', 'an', 'A.', '—']) {
+      expect(exactMatch('', [gold])).toBe(0);
+      expect(exactMatch('   ', [gold])).toBe(0);
+      expect(exactMatch('!?', [gold])).toBe(0);
+      expect(f1Score('', [gold])).toBe(0);
+      expect(subExactMatch('', [gold])).toBe(0);
+    }
+    expect(scoreAnswer('', ['x', 'the'])).toEqual({ exactMatch: 0, f1: 0, subExactMatch: 0 });
+  });
+
+  it('compares a gold answer made only of articles with the articles kept', () => {
+    expect(exactMatch('The', ['the'])).toBe(1);
+    expect(exactMatch('a', ['the'])).toBe(0);
+    expect(f1Score('The.', ['the'])).toBe(1);
+    expect(subExactMatch('Paris', ['the'])).toBe(0);
+    expect(subExactMatch('the word is "the"', ['the'])).toBe(1);
+    // a gold answer with other words still drops its articles
+    expect(exactMatch('Beatles', ['The Beatles'])).toBe(1);
+  });
+
   it('refuses an empty gold list', () => {
     expect(() => exactMatch('x', [])).toThrow(MetricInputError);
     expect(() => exactMatch('x', [])).toThrow('at least one gold answer is needed to score a prediction');
