@@ -7,11 +7,11 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { AgentInputError } from '../lib/agent';
 import { DatasetFormatError } from '../lib/data/dataset';
-import { EpisodeInputError } from '../lib/episode/steps';
+import { EpisodeInputError } from '../lib/episode/errors';
 import { ExecutionProviderError, GenerationRequestError, ModelFolderError } from '../lib/model/errors';
-import { BlobStoreError } from '../lib/storage';
+import { BlobStoreError, InvalidBlobIdError } from '../lib/storage';
 
-/** True for errors that no retry can fix: bad datasets, documents, prompts, model folders, keys. */
+/** True for errors that no retry can fix: bad datasets, documents, prompts, model folders, keys and ids. */
 export function isBadInput(error: unknown): error is Error {
   return (
     error instanceof EpisodeInputError ||
@@ -20,6 +20,7 @@ export function isBadInput(error: unknown): error is Error {
     error instanceof GenerationRequestError ||
     error instanceof ModelFolderError ||
     error instanceof ExecutionProviderError ||
+    error instanceof InvalidBlobIdError ||
     (error instanceof BlobStoreError && !error.retryable)
   );
 }

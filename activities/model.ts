@@ -3,6 +3,7 @@
  * memory step, answer. Thin wrappers over `EpisodeSteps` that add heartbeats and turn bad input into
  * non-retryable failures; infrastructure errors (storage down, worker lost) are left to Temporal's retries.
  */
+import type { PolicyProvider } from '../lib/episode/policies';
 import { EpisodeSteps } from '../lib/episode/steps';
 import type { ChunkManifest, EpisodeRef, EpisodeResult, EpisodeSettings, MemoryStepSummary } from '../lib/episode/types';
 import type { BlobStore } from '../lib/storage';
@@ -11,7 +12,8 @@ import { failFastOnBadInput, withHeartbeat } from './failures';
 
 export interface ModelActivityDeps {
   store: BlobStore;
-  policy: Policy;
+  /** One policy for every episode, or a provider choosing one by the settings' `policyVersion`. */
+  policy: Policy | PolicyProvider;
 }
 
 export function createModelActivities(deps: ModelActivityDeps) {

@@ -30,6 +30,8 @@ import {
   runResultKey,
 } from '../storage';
 import type { GenerateResult, Policy } from '../model';
+import { EpisodeInputError } from './errors';
+import { isPolicyProvider, policyProvider, type PolicyProvider } from './policies';
 import type {
   AnswerRecord,
   ChunkManifest,
@@ -39,19 +41,15 @@ import type {
   EpisodeSettings,
   MemoryStepRecord,
   MemoryStepSummary,
+  TurnSampling,
 } from './types';
 
-/** Bad input that no retry can fix: the activity fails the episode with this message. */
-export class EpisodeInputError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'EpisodeInputError';
-  }
-}
+export { EpisodeInputError };
 
 export interface EpisodeStepsDeps {
   store: BlobStore;
-  policy: Policy;
+  /** The policy of every episode, or a provider choosing one by the settings' `policyVersion`. */
+  policy: Policy | PolicyProvider;
   /** How many episodes' retrieval indexes one worker keeps warm. */
   historyCacheSize?: number;
   /** Called while a long step runs (activities heartbeat from it). */
@@ -72,7 +70,7 @@ export function stepSeed(settings: EpisodeSettings, episodeId: string, step: num
 
 export class EpisodeSteps {
   private readonly store: BlobStore;
-  private readonly policy: Policy;
+  private readonly policies: PolicyProvider;
   private readonly histories: LRUCache<string, CachedHistory>;
   private readonly inputs: LRUCache<string, EpisodeInputRecord>;
   private readonly parsedTemplates = new LRUCache<string, PromptTemplates>({ max: 16 });
@@ -80,7 +78,7 @@ export class EpisodeSteps {
 
   constructor(deps: EpisodeStepsDeps) {
     this.store = deps.store;
-    this.policy = deps.policy;
+    this.policies = isPolicyProvider(deps.policy) ? deps.policy : policyProvider(deps.policy);
     this.histories = new LRUCache({ max: deps.historyCacheSize ?? 256 });
     this.inputs = new LRUCache({ max: 64 });
     this.onProgress = deps.onProgress ?? (() => undefined);
@@ -94,7 +92,8 @@ export class EpisodeSteps {
       throw new EpisodeInputError(`chunkTokens must be an integer ≥ 16, got ${settings.chunkTokens}`);
     }
     const input = await this.input(ref);
-    const tokens = this.policy.tokenizer.encode(input.context);
+    const policy = await this.policies.policyFor(settings.policyVersion);
+    const tokens = policy.tokenizer.encode(input.context);
     if (tokens.length === 0) throw new EpisodeInputError(`episode ${ref.episodeId}: the document is empty after tokenisation`);
     const ranges: Array<[number, number]> = [];
     for (let start = 0; start < tokens.length; start += settings.chunkTokens) {
@@ -103,7 +102,7 @@ export class EpisodeSteps {
     const kept = settings.maxChunks > 0 ? ranges.slice(0, settings.maxChunks) : ranges;
     for (let index = 0; index < kept.length; index += 1) {
       const [start, end] = kept[index];
-      await this.store.put(episodeChunkKey(ref.runId, ref.episodeId, index), this.policy.tokenizer.decode(tokens.slice(start, end)));
+      await this.store.put(episodeChunkKey(ref.runId, ref.episodeId, index), policy.tokenizer.decode(tokens.slice(start, end)));
       if (index % 64 === 63) this.onProgress();
     }
     const manifest: ChunkManifest = { chunkCount: kept.length, documentTokens: tokens.length, chunkTokenRanges: kept };
@@ -129,7 +128,7 @@ export class EpisodeSteps {
       mode: settings.mode,
       templates: this.templates(settings),
     });
-    const generated = await this.generate(prompt, settings, settings.memoryMaxNewTokens, stepSeed(settings, ref.episodeId, step));
+    const { generated, sampling } = await this.generate(prompt, settings, settings.memoryMaxNewTokens, stepSeed(settings, ref.episodeId, step));
     this.onProgress();
     const parsed = parseMemoryTurn(generated.text, settings.mode, previousMemory);
     const recallQuery = settings.mode === 'rememr1' ? parsed.recallQuery : null;
@@ -147,8 +146,10 @@ export class EpisodeSteps {
       response: generated.text,
       tokenIds: generated.tokenIds,
       logProbs: generated.logProbs,
+      promptIds: generated.promptIds,
       promptTokens: generated.promptTokens,
       finishReason: generated.finishReason,
+      sampling,
     };
     const stored = (await this.store.putIfAbsent(key, JSON.stringify(record))) ? record : await this.store.getJson<MemoryStepRecord>(key);
     this.remember(ref, stored);
@@ -173,7 +174,7 @@ export class EpisodeSteps {
         mode: settings.mode,
         templates: this.templates(settings),
       });
-      const generated = await this.generate(prompt, settings, settings.answerMaxNewTokens, stepSeed(settings, ref.episodeId, 'final'));
+      const { generated, sampling } = await this.generate(prompt, settings, settings.answerMaxNewTokens, stepSeed(settings, ref.episodeId, 'final'));
       const parsed = parseFinalTurn(generated.text);
       answer = {
         response: generated.text,
@@ -181,7 +182,9 @@ export class EpisodeSteps {
         formatValid: parsed.formatValid,
         tokenIds: generated.tokenIds,
         logProbs: generated.logProbs,
+        promptIds: generated.promptIds,
         promptTokens: generated.promptTokens,
+        sampling,
       };
       if (!(await this.store.putIfAbsent(answerKey, JSON.stringify(answer)))) answer = await this.store.getJson<AnswerRecord>(answerKey);
     }
@@ -212,9 +215,18 @@ export class EpisodeSteps {
     return result;
   }
 
-  /** One model turn: the prompt as the user message, sampled as the settings say, seeded per step. */
-  private generate(prompt: string, settings: EpisodeSettings, maxNewTokens: number, seed: string): Promise<GenerateResult> {
-    return this.policy.generate({
+  /**
+   * One model turn: the prompt as the user message, sampled by the settings' policy version as the settings
+   * say, seeded per step. Returns the generation (with the prompt ids the model saw) and how it was sampled.
+   */
+  private async generate(
+    prompt: string,
+    settings: EpisodeSettings,
+    maxNewTokens: number,
+    seed: string,
+  ): Promise<{ generated: GenerateResult; sampling: TurnSampling }> {
+    const policy = await this.policies.policyFor(settings.policyVersion);
+    const generated = await policy.generate({
       prompt: [{ role: 'user', content: prompt }],
       maxNewTokens,
       temperature: settings.temperature,
@@ -222,6 +234,14 @@ export class EpisodeSteps {
       topK: settings.topK,
       seed,
     });
+    const sampling: TurnSampling = {
+      temperature: settings.temperature,
+      topP: settings.topP,
+      topK: settings.topK,
+      seed,
+      policyVersion: settings.policyVersion ?? null,
+    };
+    return { generated, sampling };
   }
 
   private async input(ref: EpisodeRef): Promise<EpisodeInputRecord> {

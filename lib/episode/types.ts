@@ -23,6 +23,11 @@ export interface EpisodeSettings {
   retrieval: { scorer: RetrievalScorer; topK: number; minScore: number };
   /** Prompt templates (JSON text as accepted by the agent core); empty = the built-in ones. */
   promptTemplates?: string;
+  /**
+   * The exported policy version (policies/{version}/ in the blob store) that samples this episode; absent =
+   * the inference worker's configured model.
+   */
+  policyVersion?: string;
 }
 
 export const defaultEpisodeSettings: EpisodeSettings = {
@@ -37,6 +42,36 @@ export const defaultEpisodeSettings: EpisodeSettings = {
   seed: 20250923,
   retrieval: { scorer: 'recall', topK: 1, minScore: 0 },
 };
+
+/**
+ * Rollout sampling (REMEMR1.md §1, §4): temperature 1 over the full distribution (no top-p, no top-k), so the
+ * log-probability recorded for each sampled token is log π_old(token), the one the GRPO ratio divides by.
+ */
+export const ROLLOUT_SAMPLING = { temperature: 1, topP: 1, topK: 0 } as const;
+
+/** True when the sampling parameters are those of a rollout (see `ROLLOUT_SAMPLING`). */
+export function isRolloutSampling(sampling: Pick<EpisodeSettings, 'temperature' | 'topP' | 'topK'>): boolean {
+  return (
+    sampling.temperature === ROLLOUT_SAMPLING.temperature &&
+    sampling.topP === ROLLOUT_SAMPLING.topP &&
+    sampling.topK === ROLLOUT_SAMPLING.topK
+  );
+}
+
+/** `base` in rollout mode: rollout sampling, sampled by `policyVersion`; everything else (chunking, limits, seed) kept. */
+export function rolloutSettings(base: EpisodeSettings, policyVersion: string): EpisodeSettings {
+  return { ...base, ...ROLLOUT_SAMPLING, policyVersion };
+}
+
+/**
+ * The episode id of rollout `rollout` (0 … G−1) of the question whose episode id is `questionEpisodeId`:
+ * `{question}.g{rollout}`. Every model call seeds itself from (settings.seed, episode id, step), so the G
+ * rollouts of a question sample from G distinct seed streams with the same settings.
+ */
+export function rolloutEpisodeId(questionEpisodeId: string, rollout: number): string {
+  if (!Number.isSafeInteger(rollout) || rollout < 0) throw new RangeError(`rollout must be an integer ≥ 0, got ${rollout}`);
+  return `${questionEpisodeId}.g${rollout}`;
+}
 
 /** What an episode reads: written to the blob store by the batch (or the CLI) before the episode starts. */
 export interface EpisodeInputRecord {
@@ -60,6 +95,17 @@ export interface ChunkManifest {
   chunkTokenRanges: Array<[number, number]>;
 }
 
+/** How one turn was sampled (recorded with it, so a trainer can check the log-probs are what it needs). */
+export interface TurnSampling {
+  temperature: number;
+  topP: number;
+  topK: number;
+  /** The generation seed of the turn: (settings.seed, episode id, step). */
+  seed: string;
+  /** The policy version that sampled the turn; null = the inference worker's configured model. */
+  policyVersion: string | null;
+}
+
 /** One memory step as stored at runs/{run}/episodes/{episode}/memory/{step}.json. */
 export interface MemoryStepRecord {
   step: number;
@@ -75,8 +121,12 @@ export interface MemoryStepRecord {
   response: string;
   tokenIds: number[];
   logProbs: number[];
+  /** The prompt's token ids exactly as the model saw them. Absent in records written before they were kept. */
+  promptIds?: number[];
   promptTokens: number;
   finishReason: string;
+  /** Absent in records written before it was kept. */
+  sampling?: TurnSampling;
 }
 
 export interface AnswerRecord {
@@ -85,7 +135,11 @@ export interface AnswerRecord {
   formatValid: boolean;
   tokenIds: number[];
   logProbs: number[];
+  /** The prompt's token ids exactly as the model saw them. Absent in records written before they were kept. */
+  promptIds?: number[];
   promptTokens: number;
+  /** Absent in records written before it was kept. */
+  sampling?: TurnSampling;
 }
 
 export interface EpisodeScores {

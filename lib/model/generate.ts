@@ -54,6 +54,8 @@ export interface GenerateResult {
   tokenIds: number[];
   /** log-probability of each generated token under the distribution it was sampled from (0 for greedy). */
   logProbs: number[];
+  /** The prompt's token ids exactly as the model was fed them (chat template applied, special tokens added). */
+  promptIds: number[];
   promptTokens: number;
   finishReason: FinishReason;
   /** The stop string that ended generation, when finishReason is 'stop'. */
@@ -222,6 +224,7 @@ export class Sequence {
       text,
       tokenIds: [...this.generated],
       logProbs: [...this.logProbs],
+      promptIds: [...this.request.promptIds],
       promptTokens: this.request.promptIds.length,
       finishReason,
       ...(this.stopMatch === null ? {} : { stopString: this.stopMatch.stop }),
