@@ -10,6 +10,7 @@
  *   runs/{run}/failures/{episode}.json
  *   runs/{run}/batch/{index.json, row-errors.json, summary.json, pages/{page}.json}
  *   training/{run}/checkpoints/{step}/{file}
+ *   training/{run}/batches/{step}.json                   the training batch `score` wrote for a step
  *   policies/{version}/{file}                            e.g. model.onnx
  *   datasets/{digest}/{file}                             an uploaded dataset, named by its content digest
  *
@@ -155,6 +156,11 @@ export function checkpointPrefix(run: string, step: number): string {
 
 export function checkpointFileKey(run: string, step: number, file: string): string {
   return keyOf([...checkpointSegments(run, step), checkId('checkpoint file name', file)]);
+}
+
+/** The training batch of step `step` of training run `run`: written by `score`, read by the policy update. */
+export function trainingBatchKey(run: string, step: number): string {
+  return keyOf(['training', checkId('training run id', run), 'batches', `${formatOrdinal(step)}.json`]);
 }
 
 export function policyPrefix(version: string): string {

@@ -36,6 +36,7 @@ import {
   runPrefix,
   runResultKey,
   runResultsPrefix,
+  trainingBatchKey,
 } from '../../lib/storage/keys';
 import { INVALID_KEYS } from './contract';
 
@@ -143,6 +144,7 @@ describe('key builders', () => {
     expect(checkpointFileKey('train_A', 3, 'weights.bin')).toBe(
       'training/train_A/checkpoints/0000000003/weights.bin',
     );
+    expect(trainingBatchKey('train_A', 3)).toBe('training/train_A/batches/0000000003.json');
     expect(policyPrefix('v12')).toBe('policies/v12/');
     expect(policyFileKey('v12', 'tokenizer.json')).toBe('policies/v12/tokenizer.json');
     expect(policyModelKey('v12')).toBe('policies/v12/model.onnx');
@@ -162,6 +164,7 @@ describe('key builders', () => {
     expect(() => episodeMemoryKey('ok', 'bad/id', 1)).toThrow(/invalid episode id "bad\/id"/);
     expect(() => checkpointPrefix('run', -1)).toThrow(/invalid step -1: expected an integer from 0/);
     expect(() => batchPageKey('run', 1.5)).toThrow(/invalid page number 1\.5/);
+    expect(() => trainingBatchKey('bad/run', 0)).toThrow(/invalid training run id "bad\/run"/);
     expect(() => episodeChunkKey('run', 'ep', 10 ** ORDINAL_DIGITS)).toThrow(/invalid chunk index/);
     expect(() => parseOrdinal('12')).toThrow(/expected 10 decimal digits/);
   });
