@@ -93,7 +93,7 @@ export class EpisodeSteps {
     }
     const input = await this.input(ref);
     const policy = await this.policies.policyFor(settings.policyVersion);
-    const tokens = policy.tokenizer.encode(input.context);
+    const tokens = policy.tokenizer.encodePlain(input.context);
     if (tokens.length === 0) throw new EpisodeInputError(`episode ${ref.episodeId}: the document is empty after tokenisation`);
     const ranges: Array<[number, number]> = [];
     for (let start = 0; start < tokens.length; start += settings.chunkTokens) {

@@ -118,7 +118,7 @@ export function prepareRequest(
         fail('each chat message must be { role: "system" | "user" | "assistant" | "tool", content: string }');
       }
     }
-    promptIds = tokenizer.encode(tokenizer.applyChatTemplate(request.prompt));
+    promptIds = tokenizer.encodeChat(request.prompt);
   } else {
     fail('prompt must be a string or a list of chat messages');
   }
