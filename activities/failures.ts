@@ -8,21 +8,41 @@ import { ApplicationFailure } from '@temporalio/common';
 import { AgentInputError } from '../lib/agent';
 import { DatasetFormatError } from '../lib/data/dataset';
 import { EpisodeInputError } from '../lib/episode/errors';
-import { ExecutionProviderError, GenerationRequestError, ModelFolderError } from '../lib/model/errors';
+import { ConfigSchemaError } from '../lib/model/config';
+import {
+  ChatTemplateError,
+  ExecutionProviderError,
+  GenerationRequestError,
+  ModelFolderError,
+  ModelSpecError,
+  SafetensorsError,
+} from '../lib/model/errors';
 import { BlobStoreError, InvalidBlobIdError } from '../lib/storage';
+import { ConfigError } from '../temporal.config';
 
-/** True for errors that no retry can fix: bad datasets, documents, prompts, model folders, keys and ids. */
+/**
+ * Every class of error that no retry can fix: bad datasets, documents, prompts and chat templates, model folders,
+ * weights and specs, configuration, keys and ids. A deterministic error left out of this list retries forever.
+ */
+export const BAD_INPUT_ERRORS = [
+  EpisodeInputError,
+  AgentInputError,
+  DatasetFormatError,
+  GenerationRequestError,
+  ChatTemplateError,
+  ModelFolderError,
+  ConfigSchemaError,
+  SafetensorsError,
+  ModelSpecError,
+  ExecutionProviderError,
+  InvalidBlobIdError,
+  ConfigError,
+] as const;
+
+/** True for errors that no retry can fix (see BAD_INPUT_ERRORS; a store error says itself whether it is one). */
 export function isBadInput(error: unknown): error is Error {
-  return (
-    error instanceof EpisodeInputError ||
-    error instanceof AgentInputError ||
-    error instanceof DatasetFormatError ||
-    error instanceof GenerationRequestError ||
-    error instanceof ModelFolderError ||
-    error instanceof ExecutionProviderError ||
-    error instanceof InvalidBlobIdError ||
-    (error instanceof BlobStoreError && !error.retryable)
-  );
+  if (error instanceof BlobStoreError) return !error.retryable;
+  return BAD_INPUT_ERRORS.some((errorClass) => error instanceof errorClass);
 }
 
 /** Errors no retry can fix become non-retryable failures carrying the original message and error name. */

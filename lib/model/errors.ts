@@ -36,6 +36,11 @@ export class ModelSpecError extends Error {
   override readonly name = 'ModelSpecError';
 }
 
+/** A tokenizer without a chat template, or one whose template cannot render the messages as asked. */
+export class ChatTemplateError extends Error {
+  override readonly name = 'ChatTemplateError';
+}
+
 /** Work submitted to a policy after `dispose()`. */
 export class PolicyDisposedError extends Error {
   override readonly name = 'PolicyDisposedError';

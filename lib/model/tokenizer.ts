@@ -4,6 +4,7 @@
  */
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { ChatTemplateError } from './errors';
 
 export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
 
@@ -22,9 +23,7 @@ export interface DecodeOptions {
   skipSpecialTokens?: boolean;
 }
 
-export class ChatTemplateError extends Error {
-  override readonly name = 'ChatTemplateError';
-}
+export { ChatTemplateError };
 
 type JsonObject = Record<string, unknown>;
 

@@ -1,26 +1,65 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { failFastOnBadInput, isBadInput } from '../../../activities/failures';
-import { PromptTemplateError } from '../../../lib/agent';
+import { BAD_INPUT_ERRORS, failFastOnBadInput, isBadInput } from '../../../activities/failures';
+import { AgentInputError, MemoryHistoryError, PromptTemplateError } from '../../../lib/agent';
 import { DatasetFormatError, detectDatasetFormat } from '../../../lib/data/dataset';
-import { EpisodeInputError } from '../../../lib/episode/steps';
-import { ModelFolderError } from '../../../lib/model/errors';
-import { BlobNotFoundError, BlobStoreUnavailableError } from '../../../lib/storage';
+import { EpisodeInputError } from '../../../lib/episode/errors';
+import { ConfigSchemaError } from '../../../lib/model/config';
+import {
+  ChatTemplateError,
+  ExecutionProviderError,
+  GenerationRequestError,
+  ModelFolderError,
+  ModelSpecError,
+  PolicyDisposedError,
+  SafetensorsError,
+} from '../../../lib/model/errors';
+import { BlobNotFoundError, BlobStoreUnavailableError, InvalidBlobIdError, InvalidBlobKeyError, checkId } from '../../../lib/storage';
+import { ConfigError } from '../../../temporal.config';
+
+/** One instance of every bad-input class, built as the code that raises it does. */
+const badInputs: Error[] = [
+  new EpisodeInputError('empty document'),
+  new AgentInputError('bad input'),
+  new PromptTemplateError('bad template', []),
+  new MemoryHistoryError('step out of order'),
+  new DatasetFormatError('not parquet'),
+  new GenerationRequestError('maxNewTokens must be a positive integer'),
+  new ChatTemplateError('no chat template'),
+  new ModelFolderError('config.json', 'missing'),
+  new ConfigSchemaError('config.json: hidden_size must be a number'),
+  new SafetensorsError('header too large'),
+  new ModelSpecError('vocabulary too small'),
+  new ExecutionProviderError('cuda is not available'),
+  new InvalidBlobIdError('run id', '../../etc', 'expected 1 to 128 characters'),
+  new ConfigError(['REMEMR1_STORAGE: expected fs or s3']),
+  new BlobNotFoundError('runs/a/input.json', 'store'),
+  new InvalidBlobKeyError('../x', 'no dot segments'),
+];
 
 describe('activity failures', () => {
-  it('tells bad input from trouble that a retry can fix', () => {
-    expect(isBadInput(new EpisodeInputError('empty document'))).toBe(true);
-    expect(isBadInput(new DatasetFormatError('not parquet'))).toBe(true);
-    expect(isBadInput(new PromptTemplateError('bad template', []))).toBe(true);
-    expect(isBadInput(new ModelFolderError('config.json', 'missing'))).toBe(true);
-    expect(isBadInput(new BlobNotFoundError('runs/a/input.json', 'store'))).toBe(true);
+  it('treats every bad-input class as bad input, and trouble a retry can fix as not', () => {
+    for (const errorClass of BAD_INPUT_ERRORS) {
+      expect(badInputs.some((error) => error instanceof errorClass)).toBe(true);
+    }
+    for (const error of badInputs) expect([error.name, isBadInput(error)]).toEqual([error.name, true]);
     expect(isBadInput(new BlobStoreUnavailableError('connection refused'))).toBe(false);
+    expect(isBadInput(new PolicyDisposedError())).toBe(false); // a worker shutting down: another one takes over
     expect(isBadInput(new Error('socket hang up'))).toBe(false);
   });
 
-  it('turns bad input into a non-retryable failure with the original message, and lets the rest through', async () => {
-    const failure = await failFastOnBadInput(async () => detectDatasetFormat('rows.csv')).catch((error: unknown) => error);
-    expect(failure).toBeInstanceOf(ApplicationFailure);
-    expect(failure).toMatchObject({ nonRetryable: true, type: 'DatasetFormatError', message: expect.stringContaining('rows.csv') });
+  it('turns each bad-input class into a non-retryable failure with the original message and name', async () => {
+    for (const error of badInputs) {
+      const failure = await failFastOnBadInput(async () => Promise.reject(error)).catch((caught: unknown) => caught);
+      expect(failure).toBeInstanceOf(ApplicationFailure);
+      expect(failure).toMatchObject({ nonRetryable: true, type: error.name, message: error.message });
+    }
+    const bad = await failFastOnBadInput(async () => checkId('run id', 'my run id')).catch((caught: unknown) => caught);
+    expect(bad).toMatchObject({ nonRetryable: true, type: 'InvalidBlobIdError' });
+    const csv = await failFastOnBadInput(async () => detectDatasetFormat('rows.csv')).catch((error: unknown) => error);
+    expect(csv).toMatchObject({ nonRetryable: true, type: 'DatasetFormatError', message: expect.stringContaining('rows.csv') });
+  });
+
+  it('lets errors a retry can fix through unchanged', async () => {
     const transient = new BlobStoreUnavailableError('down');
     await expect(failFastOnBadInput(async () => Promise.reject(transient))).rejects.toBe(transient);
   });
