@@ -23,11 +23,15 @@ export function int64ToNumber(value: Int64Like | null | undefined): number {
 export type Attribute =
   | { kind: 'int'; value: number }
   | { kind: 'ints'; value: number[] }
+  | { kind: 'string'; value: string }
+  | { kind: 'tensor'; value: onnx.ITensorProto }
   | { kind: 'graph'; value: onnx.IGraphProto };
 
 export const intAttr = (value: number): Attribute => ({ kind: 'int', value });
 export const intsAttr = (value: number[]): Attribute => ({ kind: 'ints', value });
 export const graphAttr = (value: onnx.IGraphProto): Attribute => ({ kind: 'graph', value });
+export const stringAttr = (value: string): Attribute => ({ kind: 'string', value });
+export const tensorAttr = (value: onnx.ITensorProto): Attribute => ({ kind: 'tensor', value });
 
 function toAttributeProto(name: string, attribute: Attribute): onnx.IAttributeProto {
   const { AttributeType } = onnx.AttributeProto;
@@ -36,6 +40,10 @@ function toAttributeProto(name: string, attribute: Attribute): onnx.IAttributePr
       return { name, type: AttributeType.INT, i: attribute.value };
     case 'ints':
       return { name, type: AttributeType.INTS, ints: attribute.value };
+    case 'string':
+      return { name, type: AttributeType.STRING, s: new TextEncoder().encode(attribute.value) };
+    case 'tensor':
+      return { name, type: AttributeType.TENSOR, t: attribute.value };
     case 'graph':
       return { name, type: AttributeType.GRAPH, g: attribute.value };
   }

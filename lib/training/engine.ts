@@ -1,0 +1,54 @@
+/**
+ * The trainer's engine interface: what an automatic-differentiation backend must provide. The update loop
+ * (update.ts), the losses (loss.ts) and the optimiser (optimizer.ts) are written against it, so another
+ * engine (a GPU trainer, another autodiff library) can take the trainer queue without touching them.
+ *
+ * A training sequence is one turn: `tokens` = prompt ids followed by generated ids, and the loss falls on
+ * tokens[lossStart …] (each predicted from the tokens before it). Per-token values are laid out sequence
+ * after sequence, token after token: the layout of `lossTokenCount`.
+ */
+
+export interface LossSequence {
+  tokens: readonly number[];
+  /** Index of the first token that carries a loss (≥ 1: the first token has no prefix to predict it from). */
+  lossStart: number;
+}
+
+export interface TokenLogProbs {
+  /** log π(token | prefix) for every loss token. */
+  logProbs: Float32Array;
+  /** The entropy of π at the position that predicts each loss token. */
+  entropy: Float32Array;
+}
+
+export interface TrainerEngine {
+  /** Parameter names in a fixed order (Hugging Face names). */
+  readonly parameterNames: readonly string[];
+  /** The live weights, by name: the optimiser updates these arrays in place. */
+  readonly weights: ReadonlyMap<string, Float32Array>;
+  /** Forward only. */
+  logProbs(sequences: readonly LossSequence[]): Promise<TokenLogProbs>;
+  /**
+   * Forward + backward: adds Σ dObjective/dlogπ · ∂logπ/∂w to `into` (one Float32Array per parameter) and
+   * returns the forward's values. `dLogProbs` has the layout of `logProbs`.
+   */
+  accumulateGradients(
+    sequences: readonly LossSequence[],
+    dLogProbs: Float32Array,
+    into: Map<string, Float32Array>,
+  ): Promise<TokenLogProbs>;
+  /** Releases sessions and native memory. */
+  dispose(): Promise<void>;
+}
+
+export function lossTokenCount(sequences: readonly LossSequence[]): number {
+  let count = 0;
+  for (const sequence of sequences) count += sequence.tokens.length - sequence.lossStart;
+  return count;
+}
+
+export function zeroGradients(engine: Pick<TrainerEngine, 'weights'>): Map<string, Float32Array> {
+  const grads = new Map<string, Float32Array>();
+  for (const [name, values] of engine.weights) grads.set(name, new Float32Array(values.length));
+  return grads;
+}
