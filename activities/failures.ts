@@ -18,11 +18,14 @@ import {
   SafetensorsError,
 } from '../lib/model/errors';
 import { BlobStoreError, InvalidBlobIdError } from '../lib/storage';
+import { StoredModelError } from '../lib/training/checkpoint-errors';
+import { ScoringInputError } from '../lib/training/scoring';
 import { ConfigError } from '../temporal.config';
 
 /**
  * Every class of error that no retry can fix: bad datasets, documents, prompts and chat templates, model folders,
- * weights and specs, configuration, keys and ids. A deterministic error left out of this list retries forever.
+ * weights and specs, configuration, keys and ids, stored checkpoints and policy versions (missing, corrupt, in
+ * conflict), rollouts that cannot be scored. A deterministic error left out of this list retries forever.
  */
 export const BAD_INPUT_ERRORS = [
   EpisodeInputError,
@@ -37,6 +40,8 @@ export const BAD_INPUT_ERRORS = [
   ExecutionProviderError,
   InvalidBlobIdError,
   ConfigError,
+  StoredModelError,
+  ScoringInputError,
 ] as const;
 
 /** True for errors that no retry can fix (see BAD_INPUT_ERRORS; a store error says itself whether it is one). */

@@ -14,6 +14,8 @@ import {
   SafetensorsError,
 } from '../../../lib/model/errors';
 import { BlobNotFoundError, BlobStoreUnavailableError, InvalidBlobIdError, InvalidBlobKeyError, checkId } from '../../../lib/storage';
+import { PolicyVersionNotFoundError } from '../../../lib/training/checkpoint-errors';
+import { ScoringInputError } from '../../../lib/training/scoring';
 import { ConfigError } from '../../../temporal.config';
 
 /** One instance of every bad-input class, built as the code that raises it does. */
@@ -32,6 +34,8 @@ const badInputs: Error[] = [
   new ExecutionProviderError('cuda is not available'),
   new InvalidBlobIdError('run id', '../../etc', 'expected 1 to 128 characters'),
   new ConfigError(['REMEMR1_STORAGE: expected fs or s3']),
+  new PolicyVersionNotFoundError('v9', 'policies/v9/manifest.json'),
+  new ScoringInputError('group 0 has 1 rollout(s)'),
   new BlobNotFoundError('runs/a/input.json', 'store'),
   new InvalidBlobKeyError('../x', 'no dot segments'),
 ];
