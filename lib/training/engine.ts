@@ -25,9 +25,12 @@ export interface TrainerEngine {
   /** Parameter names in a fixed order (Hugging Face names). */
   readonly parameterNames: readonly string[];
   /** The live weights, by name: the optimiser updates these arrays in place. */
-  readonly weights: ReadonlyMap<string, Float32Array>;
-  /** Forward only. */
-  logProbs(sequences: readonly LossSequence[]): Promise<TokenLogProbs>;
+  readonly weights: Map<string, Float32Array>;
+  /** Forward only; with `weights` given, under those instead of the live ones (e.g. the reference policy). */
+  logProbs(
+    sequences: readonly LossSequence[],
+    weights?: ReadonlyMap<string, Float32Array>,
+  ): Promise<TokenLogProbs>;
   /**
    * Forward + backward: adds Σ dObjective/dlogπ · ∂logπ/∂w to `into` (one Float32Array per parameter) and
    * returns the forward's values. `dLogProbs` has the layout of `logProbs`.

@@ -67,10 +67,13 @@ export class OnnxTrainerEngine implements TrainerEngine {
     });
   }
 
-  async logProbs(sequences: readonly LossSequence[]): Promise<TokenLogProbs> {
+  async logProbs(
+    sequences: readonly LossSequence[],
+    weights: ReadonlyMap<string, Float32Array> = this.weights,
+  ): Promise<TokenLogProbs> {
     const block = this.pack(sequences);
     const session = await this.session(block, false);
-    const out = await session.run({ ...block.feeds, ...this.weightFeeds() });
+    const out = await session.run({ ...block.feeds, ...this.weightFeeds(weights) });
     return this.unpack(out, block);
   }
 
@@ -88,7 +91,7 @@ export class OnnxTrainerEngine implements TrainerEngine {
     const session = await this.session(block, true);
     const out = await session.run({
       ...block.feeds,
-      ...this.weightFeeds(),
+      ...this.weightFeeds(this.weights),
       [N.dLogProbs]: new Tensor('float32', dLogProbs, [dLogProbs.length]),
     });
     for (const name of this.parameterNames) {
