@@ -7,11 +7,14 @@
  * Scale-out = more processes of a role, on more machines, against one Temporal cluster and one blob store.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel, type WorkflowBundle } from '@temporalio/worker';
 import type { Duration } from '@temporalio/common';
 import { createBatchActivities } from '../activities/batch';
 import { createModelActivities } from '../activities/model';
+import { policyProvider } from '../lib/episode/policies';
 import { loadPolicy, type Policy, type PolicyOptions } from '../lib/model';
+import { PolicyVersionCache } from '../lib/training/policy-versions';
 import { createBlobStore, type BlobStore } from '../lib/storage';
 import type { RememConfig } from '../temporal.config';
 
@@ -90,6 +93,9 @@ export function policyOptions(model: RememConfig['model']): PolicyOptions {
   };
 }
 
+/** Policy versions an inference worker keeps loaded besides its configured model (an ONNX Runtime session each). */
+const MAX_LOADED_POLICY_VERSIONS = 2;
+
 export interface StartWorkersOptions {
   role: WorkerRole;
   config: RememConfig;
@@ -106,14 +112,22 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   const store = options.store ?? createBlobStore(config.storage);
   const workers: Worker[] = [];
   let policy: Policy | undefined = options.policy;
+  let versions: PolicyVersionCache | undefined;
   if (role === 'inference' || role === 'all') {
     policy ??= await loadPolicy(config.model.path, policyOptions(config.model));
+    // Episodes whose settings name a policy version are sampled by that version, downloaded once per worker.
+    versions = new PolicyVersionCache({
+      store,
+      cacheDir: path.join(config.localDir, 'policy-versions'),
+      maxLoaded: MAX_LOADED_POLICY_VERSIONS,
+      loadOptions: policyOptions(config.model),
+    });
     workers.push(
       await Worker.create({
         connection,
         namespace: config.temporal.namespace,
         taskQueue: config.taskQueues.inference,
-        activities: createModelActivities({ store, policy }),
+        activities: createModelActivities({ store, policy: policyProvider(policy, versions) }),
         maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentModelSteps,
         shutdownGraceTime: config.worker.shutdownGraceTime as Duration,
       }),
@@ -137,6 +151,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   const ownsPolicy = options.policy === undefined;
   const ownsStore = options.store === undefined;
   const done = Promise.all(workers.map((worker) => worker.run())).then(async () => {
+    await versions?.close();
     if (ownsPolicy) await policy?.dispose();
     if (ownsStore) await store.close();
     if (ownsConnection) await connection.close();
