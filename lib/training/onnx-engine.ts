@@ -109,10 +109,13 @@ export class OnnxTrainerEngine implements TrainerEngine {
     await Promise.allSettled(pending);
   }
 
-  private weightFeeds(): Record<string, Tensor> {
+  private weightFeeds(weights: ReadonlyMap<string, Float32Array>): Record<string, Tensor> {
     const feeds: Record<string, Tensor> = {};
-    for (const [name, values] of this.weights)
+    for (const name of this.parameterNames) {
+      const values = weights.get(name);
+      if (values === undefined) throw new TrainingInputError(`weights have no tensor "${name}"`);
       feeds[name] = new Tensor('float32', values, this.shapes.get(name));
+    }
     return feeds;
   }
 
