@@ -10,13 +10,21 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startTemporal, stackPaths, temporalAnswers } from '../infra/local-stack';
 import type { BatchSummary } from '../lib/episode/summary';
 import { defaultEpisodeSettings, type EpisodeResult, type EpisodeSettings } from '../lib/episode/types';
-import { batchSummaryKey, createBlobStore, datasetKey, runResultsPrefix, type BlobStore } from '../lib/storage';
+import { detectDatasetFormat } from '../lib/data/dataset';
+import { InvalidBlobIdError, batchRunKey, batchSummaryKey, checkId, createBlobStore, datasetKey, runResultsPrefix, type BlobStore } from '../lib/storage';
 import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
 import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../workflows/batch';
 import { startWorkers, type WorkerRole } from '../workers/worker';
@@ -34,6 +42,35 @@ function probability(value: string): number {
   const parsed = Number(value);
   if (!Number.isFinite(parsed) || parsed < 0 || parsed > 1) throw new InvalidArgumentError('expected a number from 0 to 1');
   return parsed;
+}
+
+function nonNegativeInt(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError('expected an integer ≥ 0');
+  return parsed;
+}
+
+/** A run id names blob keys and workflow ids, so it is checked when the command line is read. */
+function runIdArgument(value: string): string {
+  try {
+    return checkId('run id', value);
+  } catch (error) {
+    if (error instanceof InvalidBlobIdError) {
+      throw new InvalidArgumentError(`expected 1 to 128 characters from A-Z a-z 0-9 . _ - (and not '.' or '..')`);
+    }
+    throw error;
+  }
+}
+
+/** Ends the command with its own exit code and message (no stack trace). */
+class CliExit extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = 'CliExit';
+  }
 }
 
 function nonNegative(value: string): number {
@@ -68,9 +105,15 @@ async function ensureTemporal(config: RememConfig, ui: boolean): Promise<void> {
   console.log('[stack] the dev server keeps running after this command (stop it with `npm run stack:stop`)');
 }
 
+/** Checks the dataset path before anything starts: an existing file of a known format. */
+function checkDatasetFile(file: string): void {
+  if (!fs.existsSync(file)) throw new Error(`dataset file ${file} does not exist`);
+  if (!fs.statSync(file).isFile()) throw new Error(`dataset ${file} is not a file`);
+  detectDatasetFormat(file);
+}
+
 /** Uploads the dataset under a content-addressed key, so the same file is stored once and names the same run. */
 async function uploadDataset(store: BlobStore, file: string): Promise<{ key: string; digest: string }> {
-  if (!fs.existsSync(file)) throw new Error(`dataset file ${file} does not exist`);
   const bytes = fs.readFileSync(file);
   const digest = createHash('sha256').update(bytes).digest('hex');
   const key = datasetKey(digest.slice(0, 32), path.basename(file).replace(/[^A-Za-z0-9._-]/g, '_'));
@@ -78,11 +121,106 @@ async function uploadDataset(store: BlobStore, file: string): Promise<{ key: str
   return { key, digest };
 }
 
+/** What a run id stands for: a run id names one dataset, model and settings, and only those. */
+interface RunBinding {
+  dataset: string;
+  datasetDigest: string;
+  model: string;
+  settings: EpisodeSettings;
+}
+
+/** JSON with object keys sorted, so equal values compare equal whatever order their keys were written in. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, entry]) => entry !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, entry]) => `${JSON.stringify(key)}:${canonicalJson(entry)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * Binds the run id to its dataset, model and settings the first time it is used; a later use with anything else
+ * is refused, so a run id never serves results computed from other data.
+ */
+async function bindRunId(store: BlobStore, runId: string, binding: RunBinding): Promise<void> {
+  const key = batchRunKey(runId);
+  if (await store.putIfAbsent(key, JSON.stringify(binding, null, 2))) return;
+  const bound = await store.getJson<RunBinding>(key);
+  const differences: string[] = [];
+  if (bound.datasetDigest !== binding.datasetDigest) {
+    differences.push(`dataset ${bound.dataset} (sha256 ${bound.datasetDigest.slice(0, 12)}…, not ${binding.datasetDigest.slice(0, 12)}…)`);
+  }
+  if (bound.model !== binding.model) differences.push(`model ${bound.model}`);
+  const changed = [...new Set([...Object.keys(bound.settings), ...Object.keys(binding.settings)])].filter(
+    (name) =>
+      canonicalJson((bound.settings as unknown as Record<string, unknown>)[name]) !==
+      canonicalJson((binding.settings as unknown as Record<string, unknown>)[name]),
+  );
+  if (changed.length > 0) differences.push(`other settings (${changed.join(', ')})`);
+  if (differences.length > 0) {
+    throw new Error(`run id ${runId} belongs to another run: it was started with ${differences.join(' and ')}; give another --run-id, or leave it out to derive one`);
+  }
+}
+
+/** The message of the innermost cause: a workflow failure wraps an activity or child failure wraps the error. */
+function innermostMessage(error: Error): string {
+  let message = error.message;
+  for (let current: unknown = error; current instanceof Error; current = (current as Error & { cause?: unknown }).cause) {
+    if (current.message) message = current.message;
+  }
+  return message;
+}
+
+/**
+ * Watches for Ctrl-C (SIGINT) and SIGTERM while `qa` runs. The first resolves `signal` (the command then stops
+ * its worker and ends; the batch keeps running on the server); a second one ends the process at once.
+ * Temporal's runtime adds its own handlers when a worker starts, which stop Node's default exit on a signal.
+ */
+function watchInterrupts(): { signal: Promise<NodeJS.Signals>; dispose(): void } {
+  let firstAt: number | undefined;
+  let resolve: (signal: NodeJS.Signals) => void = () => undefined;
+  const signal = new Promise<NodeJS.Signals>((done) => (resolve = done));
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((name) => {
+    const handler = (): void => {
+      if (firstAt === undefined) {
+        firstAt = Date.now();
+        resolve(name);
+        // One key press can arrive twice within a moment (sent to the process group and relayed by tsx).
+      } else if (Date.now() - firstAt > 1000) {
+        process.exit(signalExitCode(name));
+      }
+    };
+    process.on(name, handler);
+    return [name, handler] as const;
+  });
+  return {
+    signal,
+    dispose: () => {
+      for (const [name, handler] of handlers) process.off(name, handler);
+    },
+  };
+}
+
+function signalExitCode(signal: NodeJS.Signals): number {
+  return signal === 'SIGINT' ? 130 : 143;
+}
+
+/** Waits for `work`, but no longer than `ms`. */
+async function atMost(ms: number, work: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 interface QaOptions {
   dataset: string;
   runId?: string;
   mode: EpisodeSettings['mode'];
   chunkTokens: number;
+  maxChunks: number;
   memoryTokens: number;
   answerTokens: number;
   temperature: number;
@@ -101,13 +239,12 @@ async function runQa(options: QaOptions): Promise<void> {
   // The embedded worker shares the terminal with the progress bar and tables: warnings and errors only.
   process.env.REMEMR1_LOG_LEVEL ??= 'WARN';
   const config = loadConfig();
-  await ensureTemporal(config, options.ui);
-  const store = createBlobStore(config.storage);
-  const { key, digest } = await uploadDataset(store, options.dataset);
+  checkDatasetFile(options.dataset);
   const settings: EpisodeSettings = {
     ...defaultEpisodeSettings,
     mode: options.mode,
     chunkTokens: options.chunkTokens,
+    maxChunks: options.maxChunks,
     memoryMaxNewTokens: options.memoryTokens,
     answerMaxNewTokens: options.answerTokens,
     temperature: options.temperature,
@@ -115,13 +252,20 @@ async function runQa(options: QaOptions): Promise<void> {
     seed: options.seed,
     retrieval: { ...defaultEpisodeSettings.retrieval, scorer: options.scorer },
   };
-  // Same dataset, model and settings → same run id → a rerun skips every finished episode.
-  const runId =
-    options.runId ??
-    `qa-${createHash('sha256').update(JSON.stringify({ digest, settings, model: path.resolve(config.model.path) })).digest('hex').slice(0, 16)}`;
-  const client = await connectClient(config);
-  const workers = options.worker ? await startWorkers({ role: 'all', config, store }) : undefined;
+  await ensureTemporal(config, options.ui);
+  const store = createBlobStore(config.storage);
+  let client: Client | undefined;
+  let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
+  const interrupts = watchInterrupts();
+  let interrupted = false;
   try {
+    const { key, digest } = await uploadDataset(store, options.dataset);
+    const model = path.resolve(config.model.path);
+    // Same dataset, model and settings → same run id → a rerun skips every finished episode.
+    const runId = options.runId ?? `qa-${createHash('sha256').update(JSON.stringify({ digest, settings, model })).digest('hex').slice(0, 16)}`;
+    await bindRunId(store, runId, { dataset: path.basename(options.dataset), datasetDigest: digest, model, settings });
+    client = await connectClient(config);
+    workers = options.worker ? await startWorkers({ role: 'all', config, store }) : undefined;
     const input: BatchQAInput = {
       runId,
       datasetKey: key,
@@ -148,19 +292,48 @@ async function runQa(options: QaOptions): Promise<void> {
       console.log(`Batch ${runId} is already running; following it`);
     }
     console.log(`Temporal UI: ${workflowUiLink(config, workflowId)}`);
-    const summary = await followBatch(handle);
+    let summary: BatchSummary;
+    try {
+      const outcome = await followBatch(handle, interrupts.signal);
+      if ('signal' in outcome) {
+        interrupted = true;
+        const where = config.temporal.address;
+        throw new CliExit(
+          [
+            `interrupted (${outcome.signal}): this command's worker is stopping; batch ${runId} keeps running on the Temporal server at ${where}, served by any worker on its task queues`,
+            `  follow it: npm run rememr1 -- status ${runId}    (UI: ${workflowUiLink(config, workflowId)})`,
+            `  cancel it: npm run rememr1 -- cancel ${runId}`,
+            `  resume it here: run the same qa command again (finished episodes are kept)`,
+          ].join('\n'),
+          signalExitCode(outcome.signal),
+        );
+      }
+      summary = outcome.summary;
+    } catch (error) {
+      if (error instanceof WorkflowFailedError) throw new Error(`batch ${runId} failed: ${innermostMessage(error)}`);
+      throw error;
+    }
     console.log(summaryTable(summary));
     console.log(answersTable(await readResults(store, runId), options.show));
     console.log(`Run id: ${runId}    UI: ${workflowUiLink(config, workflowId)}`);
   } finally {
-    await workers?.shutdown();
-    await client.connection.close();
-    await store.close();
+    const cleanup = async (): Promise<void> => {
+      await workers?.shutdown();
+      await client?.connection.close();
+      await store.close();
+    };
+    // After a signal the command ends promptly: in-flight activities go back to the server, which retries them.
+    if (interrupted) await atMost(5_000, cleanup());
+    else await cleanup();
+    interrupts.dispose();
   }
 }
 
-/** Shows a progress bar fed by the batch's progress query until the batch finishes. */
-async function followBatch(handle: WorkflowHandle<typeof batchQAWorkflow>): Promise<BatchSummary> {
+/** Shows a progress bar fed by the batch's progress query until the batch finishes or a signal arrives. */
+async function followBatch(
+  handle: WorkflowHandle<typeof batchQAWorkflow>,
+  interrupt: Promise<NodeJS.Signals>,
+): Promise<{ summary: BatchSummary } | { signal: NodeJS.Signals }> {
   const interactive = Boolean(process.stdout.isTTY) && !process.env.CI;
   const bar = new SingleBar({ format: 'episodes {bar} {value}/{total} | page {page}/{pages} | running {running} | failed {failed}', hideCursor: true, noTTYOutput: !interactive, notTTYSchedule: 10_000 }, Presets.shades_classic);
   let started = false;
@@ -178,10 +351,10 @@ async function followBatch(handle: WorkflowHandle<typeof batchQAWorkflow>): Prom
       .catch(() => undefined); // between continue-as-new runs a query can miss; the next poll catches up
   }, 1000);
   try {
-    return await handle.result();
+    return await Promise.race([handle.result().then((summary) => ({ summary })), interrupt.then((signal) => ({ signal }))]);
   } finally {
     clearInterval(poll);
-    await inFlight; // the connection closes next; no query may be left running on it
+    await atMost(2_000, inFlight); // the connection closes next; no query may be left running on it
     if (started) bar.stop();
   }
 }
@@ -199,9 +372,10 @@ export async function main(argv: string[]): Promise<void> {
     .command('qa')
     .description('answer every question of a dataset (JSONL, JSON or Parquet) as durable episodes')
     .option('--dataset <file>', 'dataset file', DEFAULT_DATASET)
-    .option('--run-id <id>', 'run id (default: derived from the dataset, model and settings)')
+    .option('--run-id <id>', 'run id, bound to its dataset and settings (default: derived from the dataset, model and settings)', runIdArgument)
     .addOption(new Option('--mode <mode>', 'agent').choices(['rememr1', 'memagent']).default(defaultEpisodeSettings.mode))
     .option('--chunk-tokens <n>', 'chunk size in tokens', positiveInt, defaultEpisodeSettings.chunkTokens)
+    .option('--max-chunks <n>', 'read at most this many chunks of each document (0 = all)', nonNegativeInt, defaultEpisodeSettings.maxChunks)
     .option('--memory-tokens <n>', 'max new tokens per memory step', positiveInt, defaultEpisodeSettings.memoryMaxNewTokens)
     .option('--answer-tokens <n>', 'max new tokens for the answer', positiveInt, defaultEpisodeSettings.answerMaxNewTokens)
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', nonNegative, defaultEpisodeSettings.temperature)
@@ -219,7 +393,7 @@ export async function main(argv: string[]): Promise<void> {
   program
     .command('worker')
     .description('run a worker until SIGINT / SIGTERM')
-    .addOption(new Option('--role <role>', 'what the worker serves').choices(['inference', 'orchestration', 'all']).default('all'))
+    .addOption(new Option('--role <role>', 'what the worker serves').choices(['inference', 'orchestration', 'trainer', 'all']).default('all'))
     .action(async (options: { role: WorkerRole }) => {
       const config = loadConfig();
       const running = await startWorkers({ role: options.role, config });
@@ -241,6 +415,23 @@ export async function main(argv: string[]): Promise<void> {
         console.log(`UI: ${workflowUiLink(config, batchWorkflowId(runId))}`);
       } catch (error) {
         if (error instanceof WorkflowNotFoundError) throw new Error(`no batch run ${runId} in namespace ${config.temporal.namespace}`);
+        throw error;
+      } finally {
+        await client.connection.close();
+      }
+    });
+
+  program
+    .command('cancel <run>')
+    .description('cancel a batch run: its running episodes stop; finished results stay')
+    .action(async (runId: string) => {
+      const config = loadConfig();
+      const client = await connectClient(config);
+      try {
+        await client.workflow.getHandle(batchWorkflowId(runId)).cancel();
+        console.log(`cancellation requested for batch ${runId}`);
+      } catch (error) {
+        if (error instanceof WorkflowNotFoundError) throw new Error(`no running batch ${runId} in namespace ${config.temporal.namespace}`);
         throw error;
       } finally {
         await client.connection.close();
@@ -273,7 +464,7 @@ export async function main(argv: string[]): Promise<void> {
 export function runCli(argv: string[]): void {
   main(argv).catch((error: Error) => {
     console.error(`rememr1: ${error.message}`);
-    process.exit(1);
+    process.exit(error instanceof CliExit ? error.exitCode : 1);
   });
 }
 

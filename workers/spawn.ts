@@ -8,6 +8,7 @@ import type { WorkerRole } from './worker';
 const entryPoints: Record<WorkerRole, string> = {
   inference: 'workers/inference.ts',
   orchestration: 'workers/orchestration.ts',
+  trainer: 'workers/trainer.ts',
   all: 'workers/all-in-one.ts',
 };
 
@@ -19,6 +20,7 @@ export function workerEnvironment(config: RememConfig): NodeJS.ProcessEnv {
     REMEMR1_TEMPORAL_NAMESPACE: config.temporal.namespace,
     REMEMR1_TASK_QUEUE_ORCHESTRATION: config.taskQueues.orchestration,
     REMEMR1_TASK_QUEUE_INFERENCE: config.taskQueues.inference,
+    REMEMR1_TASK_QUEUE_TRAINER: config.taskQueues.trainer,
     REMEMR1_MODEL: config.model.path,
     REMEMR1_EXECUTION_PROVIDER: config.model.executionProvider,
     REMEMR1_INTRA_OP_THREADS: String(config.model.intraOpThreads),

@@ -3,22 +3,35 @@
  *  - inference: the model activities (prepare, memory step, answer) on the inference task queue; loads the policy once
  *    and lets concurrent activities share batched forward passes;
  *  - orchestration: the workflows and the light batch activities on the orchestration task queue;
- *  - all: both in one process (the embedded default).
+ *  - trainer: the policy update (and publishing model folders as policy versions) on the trainer task queue; one
+ *    update at a time, since an update uses every core it is given;
+ *  - all: every role in one process (the embedded default).
  * Scale-out = more processes of a role, on more machines, against one Temporal cluster and one blob store.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel, type WorkflowBundle } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  bundleWorkflowCode,
+  type LogLevel,
+  type WorkflowBundle,
+} from '@temporalio/worker';
 import type { Duration } from '@temporalio/common';
 import { createBatchActivities } from '../activities/batch';
 import { createModelActivities } from '../activities/model';
+import { createScoringActivities } from '../activities/scoring';
+import { createTrainerActivities } from '../activities/training';
+import { createTrainingDataActivities } from '../activities/training-data';
 import { policyProvider } from '../lib/episode/policies';
 import { loadPolicy, type Policy, type PolicyOptions } from '../lib/model';
 import { PolicyVersionCache } from '../lib/training/policy-versions';
 import { createBlobStore, type BlobStore } from '../lib/storage';
 import type { RememConfig } from '../temporal.config';
 
-export type WorkerRole = 'inference' | 'orchestration' | 'all';
+export type WorkerRole = 'inference' | 'orchestration' | 'trainer' | 'all';
 
 let runtimeInstalled = false;
 
@@ -28,7 +41,8 @@ function installRuntime(): void {
   runtimeInstalled = true;
   const level = (process.env.REMEMR1_LOG_LEVEL ?? 'INFO').toUpperCase();
   const levels: LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
-  if (!levels.includes(level as LogLevel)) throw new Error(`REMEMR1_LOG_LEVEL must be one of ${levels.join(', ')}, got "${level}"`);
+  if (!levels.includes(level as LogLevel))
+    throw new Error(`REMEMR1_LOG_LEVEL must be one of ${levels.join(', ')}, got "${level}"`);
   try {
     Runtime.install({ logger: new DefaultLogger(level as LogLevel) });
   } catch {
@@ -45,7 +59,9 @@ export async function connectWorker(config: RememConfig): Promise<NativeConnecti
     tls: tls.enabled
       ? {
           serverNameOverride: tls.serverNameOverride,
-          serverRootCACertificate: tls.serverRootCACertificateFile ? fs.readFileSync(tls.serverRootCACertificateFile) : undefined,
+          serverRootCACertificate: tls.serverRootCACertificateFile
+            ? fs.readFileSync(tls.serverRootCACertificateFile)
+            : undefined,
           clientCertPair:
             tls.clientCertificateFile && tls.clientKeyFile
               ? { crt: fs.readFileSync(tls.clientCertificateFile), key: fs.readFileSync(tls.clientKeyFile) }
@@ -59,7 +75,10 @@ let cachedBundle: Promise<WorkflowBundle> | undefined;
 
 /** The workflow bundle, built once per process (bundling takes seconds; every worker can share it). */
 export function workflowBundle(): Promise<WorkflowBundle> {
-  cachedBundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quietBundlerLogger });
+  cachedBundle ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('../workflows'),
+    logger: quietBundlerLogger,
+  });
   return cachedBundle;
 }
 
@@ -140,9 +159,32 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         namespace: config.temporal.namespace,
         taskQueue: config.taskQueues.orchestration,
         workflowBundle: await workflowBundle(),
-        activities: createBatchActivities({ store }),
+        activities: {
+          ...createBatchActivities({ store }),
+          ...createTrainingDataActivities({ store }),
+          ...createScoringActivities({ store }),
+        },
         maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
         maxCachedWorkflows: config.worker.maxCachedWorkflows,
+        shutdownGraceTime: config.worker.shutdownGraceTime as Duration,
+      }),
+    );
+  }
+  let trainer: ReturnType<typeof createTrainerActivities> | undefined;
+  if (role === 'trainer' || role === 'all') {
+    const { close, ...activities } = (trainer = createTrainerActivities({
+      store,
+      cacheDir: path.join(config.localDir, 'trainer-policy-versions'),
+      runtime: policyOptions(config.model),
+    }));
+    void close;
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: config.temporal.namespace,
+        taskQueue: config.taskQueues.trainer,
+        activities,
+        maxConcurrentActivityTaskExecutions: 1,
         shutdownGraceTime: config.worker.shutdownGraceTime as Duration,
       }),
     );
@@ -152,6 +194,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   const ownsStore = options.store === undefined;
   const done = Promise.all(workers.map((worker) => worker.run())).then(async () => {
     await versions?.close();
+    await trainer?.close();
     if (ownsPolicy) await policy?.dispose();
     if (ownsStore) await store.close();
     if (ownsConnection) await connection.close();

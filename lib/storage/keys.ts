@@ -8,7 +8,7 @@
  *   runs/{run}/episodes/{episode}/answer.json
  *   runs/{run}/results/{episode}.json                    one result row per episode (listed to aggregate)
  *   runs/{run}/failures/{episode}.json
- *   runs/{run}/batch/{index.json, row-errors.json, summary.json, pages/{page}.json}
+ *   runs/{run}/batch/{run.json, index.json, row-errors.json, summary.json, pages/{page}.json}
  *   training/{run}/checkpoints/{step}/{file}
  *   training/{run}/batches/{step}.json                   the training batch `score` wrote for a step
  *   policies/{version}/{file}                            e.g. model.onnx
@@ -134,6 +134,11 @@ export function episodeFailureKey(run: string, episode: string): string {
   return keyOf([...runSegments(run), 'failures', `${checkId('episode id', episode)}.json`]);
 }
 
+/** What a run id is bound to (its dataset's digest and its settings), written when the run is first started. */
+export function batchRunKey(run: string): string {
+  return keyOf([...runSegments(run), 'batch', 'run.json']);
+}
+
 export function batchIndexKey(run: string): string {
   return keyOf([...runSegments(run), 'batch', 'index.json']);
 }
@@ -161,6 +166,15 @@ export function checkpointFileKey(run: string, step: number, file: string): stri
 /** The training batch of step `step` of training run `run`: written by `score`, read by the policy update. */
 export function trainingBatchKey(run: string, step: number): string {
   return keyOf(['training', checkId('training run id', run), 'batches', `${formatOrdinal(step)}.json`]);
+}
+
+/** The metrics of step `step` of training run `run` (one JSON object per step; the report reads them all). */
+export function trainingMetricsKey(run: string, step: number): string {
+  return keyOf(['training', checkId('training run id', run), 'metrics', `${formatOrdinal(step)}.json`]);
+}
+
+export function trainingMetricsPrefix(run: string): string {
+  return prefixOf(['training', checkId('training run id', run), 'metrics']);
 }
 
 export function policyPrefix(version: string): string {

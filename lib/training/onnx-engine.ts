@@ -67,6 +67,20 @@ export class OnnxTrainerEngine implements TrainerEngine {
     });
   }
 
+  /** Copies `weights` into the engine's own arrays (same names and sizes), keeping its sessions. */
+  loadWeights(weights: ReadonlyMap<string, Float32Array>): void {
+    for (const name of this.parameterNames) {
+      const values = weights.get(name);
+      const target = this.weights.get(name)!;
+      if (values === undefined || values.length !== target.length) {
+        throw new TrainingInputError(
+          `trainer weights: tensor "${name}" is ${values === undefined ? 'missing' : `${values.length} values`}; expected ${target.length}`,
+        );
+      }
+      target.set(values);
+    }
+  }
+
   async logProbs(
     sequences: readonly LossSequence[],
     weights: ReadonlyMap<string, Float32Array> = this.weights,
