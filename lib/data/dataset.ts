@@ -10,6 +10,10 @@
 import type { Readable } from 'node:stream';
 import * as readline from 'node:readline';
 import { pipeline } from 'node:stream';
+// Static imports: stream-json is CommonJS whose exports are properties of a function, which a native dynamic
+// import() (what tsx leaves in place) exposes only as `default`; a static import compiles to require() everywhere.
+import { parser } from 'stream-json';
+import { streamArray } from 'stream-json/streamers/StreamArray';
 import { z } from 'zod';
 
 export type DatasetFormat = 'jsonl' | 'json' | 'parquet';
@@ -123,8 +127,6 @@ export async function* readJsonLines(stream: Readable): AsyncGenerator<DatasetIt
 /** Streams the elements of a top-level JSON array. A syntax error ends the stream with a DatasetFormatError. */
 export async function* readJsonArray(stream: Readable): AsyncGenerator<DatasetItem> {
   // stream-json emits one element at a time, so memory holds one row, not the file.
-  const { parser } = await import('stream-json');
-  const { streamArray } = await import('stream-json/streamers/StreamArray');
   // pipeline() carries a parse error from any stage to the last one, where the loop below sees it.
   const elements = pipeline(stream, parser(), streamArray(), () => undefined);
   try {

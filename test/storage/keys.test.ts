@@ -15,6 +15,7 @@ import {
   batchIndexKey,
   batchPageKey,
   batchRowErrorsKey,
+  batchRunKey,
   batchSummaryKey,
   checkpointFileKey,
   checkpointPrefix,
@@ -136,6 +137,7 @@ describe('key builders', () => {
     expect(runResultKey('run-1', 'ep.7')).toBe('runs/run-1/results/ep.7.json');
     expect(runFailuresPrefix('run-1')).toBe('runs/run-1/failures/');
     expect(episodeFailureKey('run-1', 'ep.7')).toBe('runs/run-1/failures/ep.7.json');
+    expect(batchRunKey('run-1')).toBe('runs/run-1/batch/run.json');
     expect(batchIndexKey('run-1')).toBe('runs/run-1/batch/index.json');
     expect(batchPageKey('run-1', 12)).toBe('runs/run-1/batch/pages/0000000012.json');
     expect(batchRowErrorsKey('run-1')).toBe('runs/run-1/batch/row-errors.json');
