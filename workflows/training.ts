@@ -47,7 +47,7 @@ export interface TrainingRunInput {
   baseModelFolder?: string;
   steps: number;
   seed: number;
-  /** The update's settings; the shuffle seed is derived from the run and step. */
+  /** The update's settings; the shuffle seed is derived from the run's seed and the step. */
   update: Omit<UpdateSettings, 'shuffleSeed' | 'mode'>;
   grpo?: {
     /** Blob key and name of the training split (with gold answers). */
@@ -295,7 +295,7 @@ async function trainingStep(
     step,
     basePolicy: input.basePolicy,
     batchKey,
-    settings: { ...input.update, mode: input.mode, shuffleSeed: `${input.runId}/step-${step}` },
+    settings: { ...input.update, mode: input.mode, shuffleSeed: `${input.seed}/step-${step}` },
     exportVersion: policyVersion,
   });
   lap();

@@ -33,7 +33,7 @@ export function testConfig(name: string, overrides: { storage?: RememConfig['sto
     activities: {
       io: { startToCloseTimeout: '1m', retry: quickRetry },
       modelStep: { startToCloseTimeout: '5m', heartbeatTimeout: '4s', retry: quickRetry },
-      policyUpdate: base.activities.policyUpdate,
+      policyUpdate: { startToCloseTimeout: '10m', heartbeatTimeout: '5s', retry: quickRetry },
     },
     storage: overrides.storage ?? { kind: 'fs', root: tempDir(`${name}-blobs`) },
     worker: { ...base.worker, shutdownGraceTime: '2s' },
