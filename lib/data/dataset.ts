@@ -110,31 +110,44 @@ export function validateRow(value: unknown, rowIndex: number): DatasetItem {
 export async function* readJsonLines(stream: Readable): AsyncGenerator<DatasetItem> {
   const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
   let rowIndex = -1;
-  for await (const line of lines) {
-    rowIndex += 1;
-    if (line.trim() === '') continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (error) {
-      yield { ok: false, error: { rowIndex, reason: `line ${rowIndex + 1} is not valid JSON: ${(error as Error).message}` } };
-      continue;
+  try {
+    for await (const line of lines) {
+      rowIndex += 1;
+      if (line.trim() === '') continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch (error) {
+        yield { ok: false, error: { rowIndex, reason: `line ${rowIndex + 1} is not valid JSON: ${(error as Error).message}` } };
+        continue;
+      }
+      yield validateRow(value, rowIndex);
     }
-    yield validateRow(value, rowIndex);
+  } finally {
+    // Also when the reader fails or its consumer stops early: no file handle is left for the garbage collector.
+    lines.close();
+    stream.destroy();
   }
 }
 
 /** Streams the elements of a top-level JSON array. A syntax error ends the stream with a DatasetFormatError. */
 export async function* readJsonArray(stream: Readable): AsyncGenerator<DatasetItem> {
   // stream-json emits one element at a time, so memory holds one row, not the file.
-  // pipeline() carries a parse error from any stage to the last one, where the loop below sees it.
-  const elements = pipeline(stream, parser(), streamArray(), () => undefined);
   try {
-    for await (const item of elements as AsyncIterable<{ key: number; value: unknown }>) {
-      yield validateRow(item.value, item.key);
+    // pipeline() carries a parse error from any stage to the last one, where the loop below sees it.
+    const elements = pipeline(stream, parser(), streamArray(), () => undefined);
+    try {
+      for await (const item of elements as AsyncIterable<{ key: number; value: unknown }>) {
+        yield validateRow(item.value, item.key);
+      }
+    } catch (error) {
+      throw new DatasetFormatError(`the dataset is not a valid JSON array of rows: ${(error as Error).message}`);
+    } finally {
+      elements.destroy();
     }
-  } catch (error) {
-    throw new DatasetFormatError(`the dataset is not a valid JSON array of rows: ${(error as Error).message}`);
+  } finally {
+    // Also when the reader fails or its consumer stops early: no file handle is left for the garbage collector.
+    stream.destroy();
   }
 }
 

@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import {
@@ -5,6 +8,7 @@ import {
   detectDatasetFormat,
   readDataset,
   validateRow,
+  type DatasetFormat,
   type DatasetItem,
   type DatasetSource,
 } from '../../../lib/data/dataset';
@@ -80,6 +84,35 @@ describe('dataset readers', () => {
       { ok: false, error: { rowIndex: 1, reason: 'the document ("context") is empty' } },
       { ok: true, row: { rowIndex: 2, id: 'row-2', question: 'Q2', context: 'doc two', answers: ['a2'] } },
     ]);
+  });
+
+  it('closes the file stream when a JSON reader fails or its consumer stops early', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rememr1-dataset-'));
+    const write = (name: string, body: string): string => {
+      fs.writeFileSync(path.join(dir, name), body);
+      return path.join(dir, name);
+    };
+    const row = JSON.stringify({ question: 'Q', context: 'doc', answers: ['a'] });
+    const cases: Array<[DatasetFormat, string, 'fails' | 'stops']> = [
+      ['json', write('truncated.json', `[${row}, {"question"`), 'fails'],
+      ['json', write('object.json', row), 'fails'],
+      ['json', write('rows.json', `[${row}, ${row}, ${row}]`), 'stops'],
+      ['jsonl', write('rows.jsonl', `${row}\n${row}\n${row}\n`), 'stops'],
+    ];
+    for (const [format, file, ending] of cases) {
+      const stream = fs.createReadStream(file);
+      const source: DatasetSource = { stream: async () => stream, bytes: async () => new Uint8Array(fs.readFileSync(file)) };
+      if (ending === 'fails') {
+        await expect(collect(readDataset(source, format))).rejects.toThrow(DatasetFormatError);
+      } else {
+        for await (const item of readDataset(source, format)) {
+          expect(item.ok).toBe(true);
+          break;
+        }
+      }
+      expect([file, stream.destroyed]).toEqual([file, true]);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('rejects bytes that are not Parquet with a DatasetFormatError', async () => {
