@@ -6,6 +6,7 @@
  *   worker --role ROLE       run a worker (inference | orchestration | all) to scale out
  *   status RUN               progress of a batch run
  *   results RUN [--jsonl]    the summary table (or every result row) of a run
+ *   train, sft, train-control, train-report, schedule …   training runs (cli/train.ts, cli/report.ts, cli/schedule.ts)
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -29,29 +30,32 @@ import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
 import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../workflows/batch';
 import { startWorkers, type WorkerRole } from '../workers/worker';
 import { answersTable, summaryTable } from './render';
+import { registerReportCommand } from './report';
+import { registerScheduleCommands } from './schedule';
+import { registerTrainingCommands } from './train';
 
 const DEFAULT_DATASET = path.join(projectRoot, 'examples', 'synthetic-mini.jsonl');
 
-function positiveInt(value: string): number {
+export function positiveInt(value: string): number {
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError('expected a positive integer');
   return parsed;
 }
 
-function probability(value: string): number {
+export function probability(value: string): number {
   const parsed = Number(value);
   if (!Number.isFinite(parsed) || parsed < 0 || parsed > 1) throw new InvalidArgumentError('expected a number from 0 to 1');
   return parsed;
 }
 
-function nonNegativeInt(value: string): number {
+export function nonNegativeInt(value: string): number {
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError('expected an integer ≥ 0');
   return parsed;
 }
 
 /** A run id names blob keys and workflow ids, so it is checked when the command line is read. */
-function runIdArgument(value: string): string {
+export function runIdArgument(value: string): string {
   try {
     return checkId('run id', value);
   } catch (error) {
@@ -63,7 +67,7 @@ function runIdArgument(value: string): string {
 }
 
 /** Ends the command with its own exit code and message (no stack trace). */
-class CliExit extends Error {
+export class CliExit extends Error {
   constructor(
     message: string,
     readonly exitCode: number,
@@ -73,7 +77,7 @@ class CliExit extends Error {
   }
 }
 
-function nonNegative(value: string): number {
+export function nonNegative(value: string): number {
   const parsed = Number(value);
   if (!Number.isFinite(parsed) || parsed < 0) throw new InvalidArgumentError('expected a number ≥ 0');
   return parsed;
@@ -87,13 +91,13 @@ export function workflowUiLink(config: RememConfig, workflowId: string): string 
   return `${config.temporal.uiUrl}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
 }
 
-async function connectClient(config: RememConfig): Promise<Client> {
+export async function connectClient(config: RememConfig): Promise<Client> {
   const connection = await Connection.connect({ address: config.temporal.address, apiKey: config.temporal.apiKey });
   return new Client({ connection, namespace: config.temporal.namespace });
 }
 
 /** The embedded default: a local dev server (with the UI) is started when nothing answers at the address. */
-async function ensureTemporal(config: RememConfig, ui: boolean): Promise<void> {
+export async function ensureTemporal(config: RememConfig, ui: boolean): Promise<void> {
   if (await temporalAnswers(config.temporal.address)) return;
   await startTemporal({
     paths: stackPaths(config.localDir),
@@ -106,14 +110,14 @@ async function ensureTemporal(config: RememConfig, ui: boolean): Promise<void> {
 }
 
 /** Checks the dataset path before anything starts: an existing file of a known format. */
-function checkDatasetFile(file: string): void {
+export function checkDatasetFile(file: string): void {
   if (!fs.existsSync(file)) throw new Error(`dataset file ${file} does not exist`);
   if (!fs.statSync(file).isFile()) throw new Error(`dataset ${file} is not a file`);
   detectDatasetFormat(file);
 }
 
 /** Uploads the dataset under a content-addressed key, so the same file is stored once and names the same run. */
-async function uploadDataset(store: BlobStore, file: string): Promise<{ key: string; digest: string }> {
+export async function uploadDataset(store: BlobStore, file: string): Promise<{ key: string; digest: string }> {
   const bytes = fs.readFileSync(file);
   const digest = createHash('sha256').update(bytes).digest('hex');
   const key = datasetKey(digest.slice(0, 32), path.basename(file).replace(/[^A-Za-z0-9._-]/g, '_'));
@@ -166,7 +170,7 @@ async function bindRunId(store: BlobStore, runId: string, binding: RunBinding): 
 }
 
 /** The message of the innermost cause: a workflow failure wraps an activity or child failure wraps the error. */
-function innermostMessage(error: Error): string {
+export function innermostMessage(error: Error): string {
   let message = error.message;
   for (let current: unknown = error; current instanceof Error; current = (current as Error & { cause?: unknown }).cause) {
     if (current.message) message = current.message;
@@ -179,7 +183,7 @@ function innermostMessage(error: Error): string {
  * its worker and ends; the batch keeps running on the server); a second one ends the process at once.
  * Temporal's runtime adds its own handlers when a worker starts, which stop Node's default exit on a signal.
  */
-function watchInterrupts(): { signal: Promise<NodeJS.Signals>; dispose(): void } {
+export function watchInterrupts(): { signal: Promise<NodeJS.Signals>; dispose(): void } {
   let firstAt: number | undefined;
   let resolve: (signal: NodeJS.Signals) => void = () => undefined;
   const signal = new Promise<NodeJS.Signals>((done) => (resolve = done));
@@ -204,12 +208,12 @@ function watchInterrupts(): { signal: Promise<NodeJS.Signals>; dispose(): void }
   };
 }
 
-function signalExitCode(signal: NodeJS.Signals): number {
+export function signalExitCode(signal: NodeJS.Signals): number {
   return signal === 'SIGINT' ? 130 : 143;
 }
 
 /** Waits for `work`, but no longer than `ms`. */
-async function atMost(ms: number, work: Promise<unknown>): Promise<void> {
+export async function atMost(ms: number, work: Promise<unknown>): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([work.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
@@ -456,6 +460,10 @@ export async function main(argv: string[]): Promise<void> {
         await store.close();
       }
     });
+
+  registerTrainingCommands(program);
+  registerReportCommand(program);
+  registerScheduleCommands(program);
 
   await program.parseAsync(argv);
 }
