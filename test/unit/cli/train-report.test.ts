@@ -21,7 +21,14 @@ function stepMetrics(step: number, withEvaluation: boolean): StepMetrics {
       rollouts: 8,
       sequences: 24,
       accuracy: 0.1 * step,
-      reward: { outcome: 0.1 * step, memoryTurn: 0.05 * step, format: 1, memoryGain: 0.02, callbackGain: 0.01, finalTurn: 0.1 * step },
+      reward: {
+        outcome: 0.1 * step,
+        memoryTurn: 0.05 * step,
+        format: 1,
+        memoryGain: 0.02,
+        callbackGain: 0.01,
+        finalTurn: 0.1 * step,
+      },
       callbackRate: 0.3 - 0.02 * step,
       responseTokens: { memoryTurn: 20 + step, finalTurn: 6 + step, max: 40 + step },
       uniformOutcomeGroups: 1,
@@ -38,7 +45,14 @@ function stepMetrics(step: number, withEvaluation: boolean): StepMetrics {
       learningRate: 1e-4,
     },
     evaluation: withEvaluation ? { exactMatch: 0.05 * step, f1: 0.08 * step, episodes: 6 } : null,
-    seconds: { rollouts: 3 + step, scoring: 0.2, update: 2, checkpoint: 0.3, export: 0.2, evaluation: withEvaluation ? 1 : 0 },
+    seconds: {
+      rollouts: 3 + step,
+      scoring: 0.2,
+      update: 2,
+      checkpoint: 0.3,
+      export: 0.2,
+      evaluation: withEvaluation ? 1 : 0,
+    },
   };
 }
 
@@ -51,7 +65,8 @@ describe('train-report', () => {
   });
 
   test('writes an SVG per curve with every step as a data point, and the metrics as JSONL', async () => {
-    for (let step = 1; step <= 6; step++) await store.putJson(trainingMetricsKey('toy', step), stepMetrics(step, step % 2 === 0));
+    for (let step = 1; step <= 6; step++)
+      await store.putJson(trainingMetricsKey('toy', step), stepMetrics(step, step % 2 === 0));
     const out = tempDir('train-report-out');
     const report = await writeTrainingReport(store, 'toy', out);
 
@@ -79,7 +94,12 @@ describe('train-report', () => {
     const loss = fs.readFileSync(path.join(out, 'loss.svg'), 'utf8');
     expect(loss).toContain('Loss');
     const lines = [...loss.matchAll(/<path d="(M[^"]*)" fill="none"[^>]*stroke-width="2"/g)]
-      .map((m) => m[1].slice(1).split('L').map((point) => point.split(' ').map(Number)))
+      .map((m) =>
+        m[1]
+          .slice(1)
+          .split('L')
+          .map((point) => point.split(' ').map(Number)),
+      )
       .filter((points) => points.length === 6);
     expect(lines).toHaveLength(1);
     const [points] = lines;
@@ -90,7 +110,8 @@ describe('train-report', () => {
     }
     // Four reward series, each with 6 points: at least 24 symbols.
     const reward = fs.readFileSync(path.join(out, 'reward.svg'), 'utf8');
-    for (const name of ['outcome reward', 'accuracy', 'memory-turn reward', 'final-turn reward']) expect(reward).toContain(name);
+    for (const name of ['outcome reward', 'accuracy', 'memory-turn reward', 'final-turn reward'])
+      expect(reward).toContain(name);
     expect((reward.match(/<path d="M[^"]*A/g) ?? []).length).toBeGreaterThanOrEqual(24);
     // Dev scores exist at steps 2, 4 and 6 only.
     const dev = fs.readFileSync(path.join(out, 'dev.svg'), 'utf8');
@@ -99,22 +120,39 @@ describe('train-report', () => {
     const time = fs.readFileSync(path.join(out, 'time.svg'), 'utf8');
     expect((time.match(/<path d="M[^"]*Z"/g) ?? []).length).toBeGreaterThanOrEqual(33);
 
-    const rows = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((row) => JSON.parse(row) as StepMetrics);
+    const rows = fs
+      .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((row) => JSON.parse(row) as StepMetrics);
     expect(rows.map((row) => row.step)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
   test('a supervised run has no rollout or dev charts', async () => {
     for (let step = 1; step <= 3; step++) {
-      await store.putJson(trainingMetricsKey('sft', step), { ...stepMetrics(step, false), mode: 'sft', rollouts: null });
+      await store.putJson(trainingMetricsKey('sft', step), {
+        ...stepMetrics(step, false),
+        mode: 'sft',
+        rollouts: null,
+      });
     }
     const report = await writeTrainingReport(store, 'sft', tempDir('train-report-sft'));
-    expect(report.files.map((file) => path.basename(file))).toEqual(['loss.svg', 'kl.svg', 'clip-fraction.svg', 'entropy.svg', 'time.svg', 'metrics.jsonl']);
+    expect(report.files.map((file) => path.basename(file))).toEqual([
+      'loss.svg',
+      'kl.svg',
+      'clip-fraction.svg',
+      'entropy.svg',
+      'time.svg',
+      'metrics.jsonl',
+    ]);
   });
 
   test('a run without metrics is one clear error, and nothing is written', async () => {
     const out = path.join(tempDir('train-report-none'), 'report');
     await expect(writeTrainingReport(store, 'never-ran', out)).rejects.toThrow(NoTrainingMetricsError);
-    await expect(writeTrainingReport(store, 'never-ran', out)).rejects.toThrow(/^training run never-ran has no recorded steps in the blob store/);
+    await expect(writeTrainingReport(store, 'never-ran', out)).rejects.toThrow(
+      /^training run never-ran has no recorded steps in the blob store/,
+    );
     expect(fs.existsSync(out)).toBe(false);
   });
 });
@@ -124,7 +162,8 @@ describe('schedule specs', () => {
     expect(scheduleSpecOf({ every: '90s' })).toEqual({ intervals: [{ every: 90_000 }] });
     expect(scheduleSpecOf({ every: '6h' })).toEqual({ intervals: [{ every: 6 * 3_600_000 }] });
     expect(scheduleSpecOf({ cron: ' 0 3 * * * ' })).toEqual({ cronExpressions: ['0 3 * * *'] });
-    for (const cron of ['*/15 * * * *', '0 9-17 * * MON-FRI', '30 2 1,15 JAN,jul 0', '@daily', '5 4 * * 7']) expect(cronProblem(cron)).toBeNull();
+    for (const cron of ['*/15 * * * *', '0 9-17 * * MON-FRI', '30 2 1,15 JAN,jul 0', '@daily', '5 4 * * 7'])
+      expect(cronProblem(cron)).toBeNull();
     expect(catchupWindowOf('10m')).toBe(600_000);
   });
 
