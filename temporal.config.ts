@@ -6,6 +6,7 @@
  * environment variables. Everything is validated at start-up; every bad value is reported at once with the
  * place it came from (file field or environment variable) and what was expected.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
@@ -315,5 +316,34 @@ export function loadConfig(options: LoadConfigOptions = {}): RememConfig {
     problems.push('REMEMR1_TEMPORAL_TLS_CERT and REMEMR1_TEMPORAL_TLS_KEY must be given together (mutual TLS)');
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return config;
+  return { ...config, taskQueues: scopeDefaultTaskQueues(config.taskQueues, config.storage) };
+}
+
+/**
+ * Names a blob store without secrets: equal identities mean the same objects (a folder's absolute path; an S3
+ * endpoint without credentials, bucket and prefix).
+ */
+export function storageIdentity(storage: StorageConfig): string {
+  if (storage.kind === 'fs') return `fs:${path.resolve(storage.root)}`;
+  let endpoint = 'aws';
+  if (storage.endpoint) {
+    const url = new URL(storage.endpoint);
+    url.username = '';
+    url.password = '';
+    endpoint = url.toString();
+  }
+  return `s3:${endpoint}|${storage.bucket}|${storage.prefix}`;
+}
+
+/**
+ * The default task queue names carry the storage they serve (e.g. `rememr1-orchestration.fs-1a2b3c4d`): every
+ * activity reads and writes the blob store, so a worker with other storage settings must never take a task of
+ * this store; on its own queues it never sees one, and the run goes on with the workers that share its storage.
+ * Other names (set in a file or the environment) are used as given.
+ */
+export function scopeDefaultTaskQueues(queues: RememConfig['taskQueues'], storage: StorageConfig): RememConfig['taskQueues'] {
+  const defaults = defaultConfig().taskQueues;
+  const scope = `${storage.kind}-${createHash('sha256').update(storageIdentity(storage)).digest('hex').slice(0, 8)}`;
+  const scoped = (name: keyof RememConfig['taskQueues']): string => (queues[name] === defaults[name] ? `${queues[name]}.${scope}` : queues[name]);
+  return { orchestration: scoped('orchestration'), inference: scoped('inference'), trainer: scoped('trainer') };
 }

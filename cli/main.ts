@@ -304,7 +304,7 @@ async function runQa(options: QaOptions): Promise<void> {
         const where = config.temporal.address;
         throw new CliExit(
           [
-            `interrupted (${outcome.signal}): this command's worker is stopping; batch ${runId} keeps running on the Temporal server at ${where}, served by any worker on its task queues`,
+            `interrupted (${outcome.signal}): ${options.worker ? "this command's worker is stopping; " : ''}batch ${runId} keeps running on the Temporal server at ${where}, served by any worker on its task queues`,
             `  follow it: npm run rememr1 -- status ${runId}    (UI: ${workflowUiLink(config, workflowId)})`,
             `  cancel it: npm run rememr1 -- cancel ${runId}`,
             `  resume it here: run the same qa command again (finished episodes are kept)`,
@@ -321,14 +321,15 @@ async function runQa(options: QaOptions): Promise<void> {
     console.log(answersTable(await readResults(store, runId), options.show));
     console.log(`Run id: ${runId}    UI: ${workflowUiLink(config, workflowId)}`);
   } finally {
-    const cleanup = async (): Promise<void> => {
+    if (interrupted) {
+      // The command ends promptly (the process exits, closing its connections): in-flight activities go back to
+      // the server, which retries them.
+      await atMost(5_000, workers?.shutdown() ?? Promise.resolve());
+    } else {
       await workers?.shutdown();
       await client?.connection.close();
       await store.close();
-    };
-    // After a signal the command ends promptly: in-flight activities go back to the server, which retries them.
-    if (interrupted) await atMost(5_000, cleanup());
-    else await cleanup();
+    }
     interrupts.dispose();
   }
 }
@@ -342,7 +343,11 @@ async function followBatch(
   const bar = new SingleBar({ format: 'episodes {bar} {value}/{total} | page {page}/{pages} | running {running} | failed {failed}', hideCursor: true, noTTYOutput: !interactive, notTTYSchedule: 10_000 }, Presets.shades_classic);
   let started = false;
   let inFlight: Promise<void> = Promise.resolve();
+  let querying = false;
   const poll = setInterval(() => {
+    // One query at a time: a slow one (the workflow's worker busy) is never left behind unawaited.
+    if (querying) return;
+    querying = true;
     inFlight = handle
       .query(batchProgressQuery)
       .then((progress) => {
@@ -352,13 +357,19 @@ async function followBatch(
           started = true;
         } else if (started) bar.update(progress.done, payload);
       })
-      .catch(() => undefined); // between continue-as-new runs a query can miss; the next poll catches up
+      .catch(() => undefined) // between continue-as-new runs a query can miss; the next poll catches up
+      .finally(() => (querying = false));
   }, 1000);
+  let outcome: { summary: BatchSummary } | { signal: NodeJS.Signals } | undefined;
   try {
-    return await Promise.race([handle.result().then((summary) => ({ summary })), interrupt.then((signal) => ({ signal }))]);
+    outcome = await Promise.race([handle.result().then((summary) => ({ summary })), interrupt.then((signal) => ({ signal }))]);
+    return outcome;
   } finally {
     clearInterval(poll);
-    await atMost(2_000, inFlight); // the connection closes next; no query may be left running on it
+    // The connection closes next, so no query may be left on it (a query retried on a closed channel throws);
+    // after a signal the command ends within moments, and its connection with it.
+    if (outcome !== undefined && 'signal' in outcome) await atMost(2_000, inFlight);
+    else await inFlight;
     if (started) bar.stop();
   }
 }

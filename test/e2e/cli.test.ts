@@ -12,7 +12,8 @@ import { parquetWriteBuffer } from 'hyparquet-writer';
 import type { AnswerRecord, EpisodeResult, MemoryStepRecord } from '../../lib/episode/types';
 import { PolicyTokenizer } from '../../lib/model';
 import { FsBlobStore, episodeAnswerKey, episodeMemoryKey, runResultsPrefix } from '../../lib/storage';
-import { projectRoot } from '../../temporal.config';
+import { loadConfig, projectRoot } from '../../temporal.config';
+import { startWorkers } from '../../workers/worker';
 import { connectTestClient, eventually, requireStackEnvironment, tempDir, testConfig } from '../support/stack';
 
 requireStackEnvironment();
@@ -42,35 +43,31 @@ const cliEnv: NodeJS.ProcessEnv = {
 /** Small and quick: one chunk of a short document, a few generated tokens. */
 const quick = ['--chunk-tokens', '128', '--max-chunks', '2', '--memory-tokens', '12', '--answer-tokens', '8', '--no-ui'];
 
+interface RunningCli {
+  /** Resolves when the command has ended and its output is closed. */
+  done: Promise<CliRun>;
+  /** Sends a signal to the command's process group, as a terminal's Ctrl-C does. */
+  signal(signal: NodeJS.Signals): void;
+}
+
 /**
- * Runs `npx tsx cli/main.ts …` in a process group of its own; `interrupt` sends a signal to the group (as a
- * terminal's Ctrl-C does) once stdout shows `after`. The group is killed if the command outlives `timeoutMs`.
+ * Starts `npx tsx cli/main.ts …` (what `npm run rememr1 --` runs) in a process group of its own; the group is
+ * killed, and `done` rejects, if the command outlives `timeoutMs`.
  */
-function rememr1(
-  args: string[],
-  options: { timeoutMs?: number; interrupt?: { signal: NodeJS.Signals; after: RegExp; delayMs: number } } = {},
-): Promise<CliRun> {
+function startRememr1(args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; onStdout?: (stdout: string) => void } = {}): RunningCli {
   const timeoutMs = options.timeoutMs ?? 90_000;
-  return new Promise((resolve, reject) => {
-    const child = spawn('npx', ['tsx', 'cli/main.ts', ...args], { cwd: projectRoot, env: cliEnv, detached: true });
+  const child = spawn('npx', ['tsx', 'cli/main.ts', ...args], { cwd: projectRoot, env: options.env ?? cliEnv, detached: true });
+  let started = Date.now();
+  const done = new Promise<CliRun>((resolve, reject) => {
     let stdout = '';
     let stderr = '';
-    let started = Date.now();
-    let signalled = false;
     const killer = setTimeout(() => {
       process.kill(-(child.pid as number), 'SIGKILL');
       reject(new Error(`rememr1 ${args.join(' ')} did not end within ${timeoutMs / 1000}s\n${stdout}\n${stderr}`));
     }, timeoutMs);
     child.stdout.on('data', (data: Buffer) => {
       stdout += data.toString();
-      const interrupt = options.interrupt;
-      if (interrupt && !signalled && interrupt.after.test(stdout)) {
-        signalled = true;
-        setTimeout(() => {
-          started = Date.now();
-          process.kill(-(child.pid as number), interrupt.signal);
-        }, interrupt.delayMs);
-      }
+      options.onStdout?.(stdout);
     });
     child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
     child.on('error', reject);
@@ -79,6 +76,31 @@ function rememr1(
       resolve({ code, signal, stdout, stderr, seconds: (Date.now() - started) / 1000 });
     });
   });
+  return {
+    done,
+    signal: (signal) => {
+      started = Date.now();
+      process.kill(-(child.pid as number), signal);
+    },
+  };
+}
+
+/** Runs the command to its end; `interrupt` sends a signal once stdout matches `after` and `delayMs` passed. */
+function rememr1(
+  args: string[],
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; interrupt?: { signal: NodeJS.Signals; after: RegExp; delayMs: number } } = {},
+): Promise<CliRun> {
+  const interrupt = options.interrupt;
+  let signalled = false;
+  const running: RunningCli = startRememr1(args, {
+    ...options,
+    onStdout: (stdout) => {
+      if (!interrupt || signalled || !interrupt.after.test(stdout)) return;
+      signalled = true;
+      setTimeout(() => running.signal(interrupt.signal), interrupt.delayMs);
+    },
+  });
+  return running.done;
 }
 
 function writeData(name: string, body: string | Uint8Array): string {
@@ -267,6 +289,38 @@ describe('rememr1 qa, run as a user runs it', () => {
       }
     } finally {
       await client.connection.close();
+    }
+  });
+  it('never hands a batch to a worker with other storage settings on the default task queues', async () => {
+    // Default queue names (none set): they carry the storage, so each store's workers have queues of their own.
+    const { REMEMR1_TASK_QUEUE_ORCHESTRATION: _o, REMEMR1_TASK_QUEUE_INFERENCE: _i, ...defaultQueuesEnv } = cliEnv;
+    const otherStorage = loadConfig({ env: { ...defaultQueuesEnv, REMEMR1_STORAGE_ROOT: tempDir('e2e-other-blobs') } });
+    expect(otherStorage.taskQueues.orchestration).not.toBe(loadConfig({ env: defaultQueuesEnv }).taskQueues.orchestration);
+    // A worker of another store polls first and alone: on a shared queue it would take the batch's first task
+    // and fail it permanently (no blob at the dataset's key).
+    const other = await startWorkers({ role: 'orchestration', config: otherStorage });
+    const runId = `e2e-scoped-${suffix}`;
+    let worker: RunningCli | undefined;
+    let workerTimer: NodeJS.Timeout | undefined;
+    try {
+      const run = await startRememr1(['qa', '--dataset', jsonl, '--run-id', runId, '--no-worker', ...quick], {
+        env: defaultQueuesEnv,
+        timeoutMs: 120_000,
+        // Once the batch has waited a moment with only the other store's worker about, a worker of its own starts.
+        onStdout: (stdout) => {
+          if (workerTimer === undefined && stdout.includes('Started batch')) {
+            workerTimer = setTimeout(() => (worker = startRememr1(['worker', '--role', 'all'], { env: defaultQueuesEnv, timeoutMs: 150_000 })), 2000);
+          }
+        },
+      }).done;
+      expect(run.stderr).not.toMatch(/rememr1:/);
+      expect(run.code).toBe(0);
+      expect((await resultsOf(runId)).map((result) => result.rowIndex)).toEqual([0, 1]);
+    } finally {
+      clearTimeout(workerTimer);
+      worker?.signal('SIGINT');
+      await worker?.done;
+      await other.shutdown();
     }
   });
 });

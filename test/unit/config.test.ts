@@ -1,14 +1,15 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, defaultConfig, loadConfig } from '../../temporal.config';
+import { ConfigError, defaultConfig, loadConfig, scopeDefaultTaskQueues, storageIdentity, type RememConfig } from '../../temporal.config';
 import { workerEnvironment } from '../../workers/spawn';
 import { policyOptions } from '../../workers/worker';
 
 describe('configuration', () => {
   it('is valid with nothing set: the embedded default', () => {
     const config = loadConfig({ env: {} });
-    expect(config).toEqual(defaultConfig());
+    const defaults = defaultConfig();
+    expect(config).toEqual({ ...defaults, taskQueues: scopeDefaultTaskQueues(defaults.taskQueues, defaults.storage) });
     expect(config.storage.kind).toBe('fs');
     expect(config.temporal.address).toBe('127.0.0.1:7233');
   });
@@ -30,6 +31,27 @@ describe('configuration', () => {
     expect(policyOptions(inWorker.model)).toEqual({ executionProvider: 'cpu', intraOpThreads: 1, spinWait: false, maxBatchSize: 4 });
     // 0 threads in the configuration leaves the choice to ONNX Runtime.
     expect(policyOptions(defaultConfig().model).intraOpThreads).toBeUndefined();
+  });
+
+  it('scopes the default task queues to the storage, so a worker with other storage never takes this store\'s work', () => {
+    const fsA = loadConfig({ env: { REMEMR1_STORAGE_ROOT: '/data/a' } }).taskQueues;
+    const fsB = loadConfig({ env: { REMEMR1_STORAGE_ROOT: '/data/b' } }).taskQueues;
+    expect(fsA.orchestration).toMatch(/^rememr1-orchestration\.fs-[0-9a-f]{8}$/);
+    expect(fsA.inference).toMatch(/^rememr1-inference\.fs-[0-9a-f]{8}$/);
+    expect(fsA.trainer).toMatch(/^rememr1-trainer\.fs-[0-9a-f]{8}$/);
+    expect(fsB.orchestration).not.toBe(fsA.orchestration);
+    expect(loadConfig({ env: { REMEMR1_STORAGE_ROOT: '/data/a/' } }).taskQueues).toEqual(fsA);
+    const s3 = (endpoint: string): RememConfig['taskQueues'] =>
+      loadConfig({ env: { REMEMR1_STORAGE: 's3', REMEMR1_S3_ENDPOINT: endpoint, REMEMR1_S3_BUCKET: 'corpus' } }).taskQueues;
+    expect(s3('http://127.0.0.1:9000').orchestration).toMatch(/^rememr1-orchestration\.s3-[0-9a-f]{8}$/);
+    // Credentials in the endpoint are no part of the identity (nor ever echoed in it).
+    expect(s3('http://user:secret@127.0.0.1:9000')).toEqual(s3('http://127.0.0.1:9000'));
+    expect(storageIdentity({ kind: 's3', endpoint: 'http://user:secret@h:9000', region: 'r', bucket: 'b', prefix: 'p', forcePathStyle: true })).not.toContain('secret');
+    expect(s3('http://127.0.0.1:9001').orchestration).not.toBe(s3('http://127.0.0.1:9000').orchestration);
+    // Names given explicitly are used as given; a spawned worker receives the scoped names and keeps them.
+    expect(loadConfig({ env: { REMEMR1_TASK_QUEUE_INFERENCE: 'gpu-a100' } }).taskQueues.inference).toBe('gpu-a100');
+    const parent = loadConfig({ env: { REMEMR1_STORAGE_ROOT: '/data/a' } });
+    expect(loadConfig({ env: workerEnvironment(parent) }).taskQueues).toEqual(parent.taskQueues);
   });
 
   it('switches to S3 storage from the environment with sensible defaults', () => {
