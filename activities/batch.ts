@@ -40,6 +40,11 @@ export function episodeIdForRow(rowIndex: number): string {
   return `row-${String(rowIndex).padStart(9, '0')}`;
 }
 
+/** The batch activities run only the project's code over stored data: a fault in that code is never retried. */
+function failFast<T>(work: () => Promise<T>): Promise<T> {
+  return failFastOnBadInput(work, { programmingErrors: true });
+}
+
 export function createBatchActivities(deps: { store: BlobStore }) {
   const { store } = deps;
   return {
@@ -49,7 +54,7 @@ export function createBatchActivities(deps: { store: BlobStore }) {
      * and a retried attempt rewrites the same objects with the same bytes.
      */
     async indexDataset(runId: string, datasetKey: string, pageSize: number): Promise<BatchIndex> {
-      return failFastOnBadInput(async () => {
+      return failFast(async () => {
         if (await store.exists(batchIndexKey(runId))) return store.getJson<BatchIndex>(batchIndexKey(runId));
         const format = detectDatasetFormat(datasetKey);
         const context = Context.current();
@@ -87,36 +92,40 @@ export function createBatchActivities(deps: { store: BlobStore }) {
 
     /** The page's episodes that have no result row yet (so a rerun recomputes nothing that is done). */
     async pendingEpisodes(runId: string, page: number): Promise<{ pending: PageEntry[]; finished: number }> {
-      const entries = await store.getJson<PageEntry[]>(batchPageKey(runId, page));
-      const pending: PageEntry[] = [];
-      for (const entry of entries) {
-        if (!(await store.exists(runResultKey(runId, entry.episodeId)))) pending.push(entry);
-      }
-      return { pending, finished: entries.length - pending.length };
+      return failFast(async () => {
+        const entries = await store.getJson<PageEntry[]>(batchPageKey(runId, page));
+        const pending: PageEntry[] = [];
+        for (const entry of entries) {
+          if (!(await store.exists(runResultKey(runId, entry.episodeId)))) pending.push(entry);
+        }
+        return { pending, finished: entries.length - pending.length };
+      });
     },
 
     async recordEpisodeFailure(runId: string, entry: PageEntry, message: string): Promise<void> {
-      await store.putJson(episodeFailureKey(runId, entry.episodeId), { ...entry, message });
+      return failFast(() => store.putJson(episodeFailureKey(runId, entry.episodeId), { ...entry, message }));
     },
 
     /** Reads every result row of the run and writes the summary next to them. */
     async summarizeBatch(runId: string, dataset: string, invalidRows: number): Promise<BatchSummary> {
-      const context = Context.current();
-      const builder = new SummaryBuilder();
-      let read = 0;
-      for await (const key of store.list(runResultsPrefix(runId))) {
-        builder.add(await store.getJson<EpisodeResult>(key));
-        read += 1;
-        if (read % 200 === 0) context.heartbeat(read);
-      }
-      let failedEpisodes = 0;
-      for await (const key of store.list(runFailuresPrefix(runId))) {
-        const episodeId = key.slice(key.lastIndexOf('/') + 1, -'.json'.length);
-        if (!(await store.exists(runResultKey(runId, episodeId)))) failedEpisodes += 1;
-      }
-      const summary = builder.build({ runId, dataset, invalidRows, failedEpisodes });
-      await store.putJson(batchSummaryKey(runId), summary);
-      return summary;
+      return failFast(async () => {
+        const context = Context.current();
+        const builder = new SummaryBuilder();
+        let read = 0;
+        for await (const key of store.list(runResultsPrefix(runId))) {
+          builder.add(await store.getJson<EpisodeResult>(key));
+          read += 1;
+          if (read % 200 === 0) context.heartbeat(read);
+        }
+        let failedEpisodes = 0;
+        for await (const key of store.list(runFailuresPrefix(runId))) {
+          const episodeId = key.slice(key.lastIndexOf('/') + 1, -'.json'.length);
+          if (!(await store.exists(runResultKey(runId, episodeId)))) failedEpisodes += 1;
+        }
+        const summary = builder.build({ runId, dataset, invalidRows, failedEpisodes });
+        await store.putJson(batchSummaryKey(runId), summary);
+        return summary;
+      });
     },
   };
 }

@@ -50,12 +50,27 @@ export function isBadInput(error: unknown): error is Error {
   return BAD_INPUT_ERRORS.some((errorClass) => error instanceof errorClass);
 }
 
-/** Errors no retry can fix become non-retryable failures carrying the original message and error name. */
-export async function failFastOnBadInput<T>(work: () => Promise<T>): Promise<T> {
+/**
+ * A fault in the code itself (`x is not a function`, an undefined name): the same input fails the same way on
+ * every attempt. Only for activities whose work is the project's own code over stored data (the batch
+ * activities); where a third-party client sits in between, its occasional TypeError may be transient.
+ */
+export function isProgrammingError(error: unknown): error is Error {
+  return error instanceof TypeError || error instanceof ReferenceError || error instanceof SyntaxError;
+}
+
+/**
+ * Errors no retry can fix become non-retryable failures carrying the original message and error name; with
+ * `programmingErrors`, so do faults in the code (named as such, so the run's failure says it is a bug).
+ */
+export async function failFastOnBadInput<T>(work: () => Promise<T>, options: { programmingErrors?: boolean } = {}): Promise<T> {
   try {
     return await work();
   } catch (error) {
     if (isBadInput(error)) throw ApplicationFailure.nonRetryable(error.message, error.name);
+    if (options.programmingErrors && isProgrammingError(error)) {
+      throw ApplicationFailure.nonRetryable(`internal error, not retried (the same input fails the same way): ${error.name}: ${error.message}`, error.name);
+    }
     throw error;
   }
 }

@@ -63,6 +63,19 @@ describe('activity failures', () => {
     expect(csv).toMatchObject({ nonRetryable: true, type: 'DatasetFormatError', message: expect.stringContaining('rows.csv') });
   });
 
+  it('fails a fault in the code at once where asked (the batch activities), and leaves it to retries elsewhere', async () => {
+    const fault = async (): Promise<never> => {
+      const parser: unknown = undefined;
+      return (parser as () => never)();
+    };
+    const failure = await failFastOnBadInput(fault, { programmingErrors: true }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    expect(failure).toMatchObject({ nonRetryable: true, type: 'TypeError', message: expect.stringMatching(/^internal error, not retried .*: TypeError: parser is not a function$/) });
+    await expect(failFastOnBadInput(fault)).rejects.toBeInstanceOf(TypeError);
+    const transient = new BlobStoreUnavailableError('down');
+    await expect(failFastOnBadInput(async () => Promise.reject(transient), { programmingErrors: true })).rejects.toBe(transient);
+  });
+
   it('lets errors a retry can fix through unchanged', async () => {
     const transient = new BlobStoreUnavailableError('down');
     await expect(failFastOnBadInput(async () => Promise.reject(transient))).rejects.toBe(transient);
