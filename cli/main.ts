@@ -412,7 +412,8 @@ export async function main(argv: string[]): Promise<void> {
     .action(async (options: { role: WorkerRole }) => {
       const config = loadConfig();
       const running = await startWorkers({ role: options.role, config });
-      console.log(`${options.role} worker polling ${config.temporal.address}; Ctrl-C stops it gracefully`);
+      const queues = running.workers.map((worker) => worker.options.taskQueue).join(', ');
+      console.log(`${options.role} worker polling ${config.temporal.address} (task queues ${queues}); Ctrl-C stops it gracefully`);
       await running.done;
     });
 
