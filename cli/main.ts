@@ -183,14 +183,16 @@ export function innermostMessage(error: Error): string {
  * its worker and ends; the batch keeps running on the server); a second one ends the process at once.
  * Temporal's runtime adds its own handlers when a worker starts, which stop Node's default exit on a signal.
  */
-export function watchInterrupts(): { signal: Promise<NodeJS.Signals>; dispose(): void } {
+export function watchInterrupts(): { signal: Promise<NodeJS.Signals>; received(): NodeJS.Signals | undefined; dispose(): void } {
   let firstAt: number | undefined;
+  let first: NodeJS.Signals | undefined;
   let resolve: (signal: NodeJS.Signals) => void = () => undefined;
   const signal = new Promise<NodeJS.Signals>((done) => (resolve = done));
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((name) => {
     const handler = (): void => {
       if (firstAt === undefined) {
         firstAt = Date.now();
+        first = name;
         resolve(name);
         // One key press can arrive twice within a moment (sent to the process group and relayed by tsx).
       } else if (Date.now() - firstAt > 1000) {
@@ -202,6 +204,7 @@ export function watchInterrupts(): { signal: Promise<NodeJS.Signals>; dispose():
   });
   return {
     signal,
+    received: () => first,
     dispose: () => {
       for (const [name, handler] of handlers) process.off(name, handler);
     },
@@ -270,6 +273,8 @@ async function runQa(options: QaOptions): Promise<void> {
     await bindRunId(store, runId, { dataset: path.basename(options.dataset), datasetDigest: digest, model, settings });
     client = await connectClient(config);
     workers = options.worker ? await startWorkers({ role: 'all', config, store }) : undefined;
+    const early = interrupts.received();
+    if (early !== undefined) throw new CliExit(`interrupted (${early}) before batch ${runId} started; nothing was started`, signalExitCode(early));
     const input: BatchQAInput = {
       runId,
       datasetKey: key,
