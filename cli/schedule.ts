@@ -155,7 +155,8 @@ export function trainingScheduleOptions(
       // The server appends the firing time to this id, so each firing is a workflow of its own.
       workflowId: trainingWorkflowId(input.runId),
       taskQueue: config.taskQueues.orchestration,
-      args: [input],
+      // Each firing trains a run of its own ({run}.{firing time}), starting again from the base policy.
+      args: [{ ...input, perFiring: true }],
       staticSummary: `Scheduled ${input.mode === 'grpo' ? 'GRPO' : 'supervised'} training (${scheduleId})`,
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: extra.catchupWindowMs },

@@ -25,6 +25,7 @@ import {
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { BatchActivities, BatchIndex } from '../activities/batch';
 import type { ScoreResult, ScoringActivities } from '../activities/scoring';
@@ -77,6 +78,11 @@ export interface TrainingRunInput {
     width: number;
   };
   runtime: WorkflowRuntime;
+  /**
+   * Each start is its own run: the run id becomes `{runId}.{start time}` (how a schedule retrains on every
+   * firing instead of replaying the finished run of the same id).
+   */
+  perFiring?: boolean;
   /** Carried across continue-as-new. */
   state?: TrainingState;
 }
@@ -124,7 +130,17 @@ export const stopTrainingSignal = defineSignal('stopTraining');
 
 export const policyVersionOf = (runId: string, step: number): string => `${runId}.step-${step}`;
 
-export async function trainingWorkflow(input: TrainingRunInput): Promise<TrainingProgress> {
+/** `{runId}.{YYYYMMDD-HHMMSS}` of the workflow's start (UTC): a run id of its own for each firing. */
+export function firingRunId(runId: string, start: Date): string {
+  const stamp = start.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${runId}.${stamp}`;
+}
+
+export async function trainingWorkflow(original: TrainingRunInput): Promise<TrainingProgress> {
+  const input: TrainingRunInput =
+    original.perFiring === true && original.state === undefined
+      ? { ...original, runId: firingRunId(original.runId, workflowInfo().startTime), perFiring: false }
+      : original;
   const { runtime } = input;
   const io = proxyActivities<BatchActivities & TrainingDataActivities & ScoringActivities>(
     activityOptions(runtime.activities.io, runtime.taskQueues.orchestration),
