@@ -177,80 +177,11 @@ export function createTrainerActivities(deps: TrainerActivityDeps) {
       });
     },
 
-    async policyUpdate(input: PolicyUpdateInput): Promise<PolicyUpdateResult> {
-      return withHeartbeat(() =>
-        failFastOnBadInput(async () => {
-          const { run, step } = input;
-          if (!Number.isInteger(step) || step < 1)
-            throw new TrainingInputError(`update step must be an integer ≥ 1, got ${step}`);
-          const timing = { load: 0, update: 0, checkpoint: 0, export: 0 };
-          let start = performance.now();
-          const base = await baseModel(input.basePolicy);
-          const architecture = architectureOf(base.config);
-          const configHash = checkpointConfigHash(architecture, {
-            basePolicy: input.basePolicy,
-            mode: input.settings.mode,
-          });
-          const expected = { architecture, configHash };
+    policyUpdate,
 
-          let weights: Map<string, Float32Array>;
-          let summary: UpdateSummary;
-          if (await store.exists(`${checkpointPrefix(run, step)}manifest.json`)) {
-            // An earlier attempt finished the update; only the export may be missing.
-            const done = await readCheckpoint(store, run, step, expected);
-            weights = done.weights;
-            summary = done.extra.summary as UpdateSummary;
-            timing.load = seconds(start);
-          } else {
-            let optimizer: AdamWState;
-            let startWeights: ReadonlyMap<string, Float32Array>;
-            if (step === 1) {
-              startWeights = base.weights;
-              optimizer = createAdamWState(base.weights);
-            } else {
-              const previous = await readCheckpoint(store, run, step - 1, expected);
-              startWeights = previous.weights;
-              optimizer = previous.optimizer;
-            }
-            const batch = await store.getJson<TrainingBatch>(input.batchKey);
-            const engine = engineFor(base, startWeights);
-            timing.load = seconds(start);
-            start = performance.now();
-            const context = Context.current();
-            const metrics = await runUpdate(engine, optimizer, batch, input.settings, {
-              referenceLogProbs: async (micro) => (await engine.logProbs(micro, base.weights)).logProbs,
-              onMiniBatch: (m) => context.heartbeat({ step, miniBatch: m.miniBatch }),
-            });
-            summary = summarizeUpdate(metrics);
-            timing.update = seconds(start);
-            start = performance.now();
-            weights = new Map([...engine.weights].map(([name, values]) => [name, Float32Array.from(values)]));
-            await writeCheckpoint(store, run, step, {
-              step,
-              weights,
-              optimizer,
-              modelConfig: base.config,
-              configHash,
-              extra: { summary, miniBatches: metrics, batchKey: input.batchKey },
-            });
-            timing.checkpoint = seconds(start);
-          }
-          start = performance.now();
-          await exportPolicyVersion(store, input.exportVersion, {
-            config: base.config,
-            weights,
-            tokenizerFolder: base.folder,
-          });
-          timing.export = seconds(start);
-          return {
-            step,
-            policyVersion: input.exportVersion,
-            weightsDigest: weightsDigest(weights),
-            summary,
-            seconds: timing,
-          };
-        }),
-      );
+    /** A supervised update (warm start on traces): `policyUpdate` in supervised mode. */
+    async sft(input: PolicyUpdateInput): Promise<PolicyUpdateResult> {
+      return policyUpdate({ ...input, settings: { ...input.settings, mode: 'sft' } });
     },
 
     /** Releases the engines' sessions (worker shutdown). */
@@ -259,6 +190,82 @@ export function createTrainerActivities(deps: TrainerActivityDeps) {
       engines.clear();
     },
   };
+
+  async function policyUpdate(input: PolicyUpdateInput): Promise<PolicyUpdateResult> {
+    return withHeartbeat(() =>
+      failFastOnBadInput(async () => {
+        const { run, step } = input;
+        if (!Number.isInteger(step) || step < 1)
+          throw new TrainingInputError(`update step must be an integer ≥ 1, got ${step}`);
+        const timing = { load: 0, update: 0, checkpoint: 0, export: 0 };
+        let start = performance.now();
+        const base = await baseModel(input.basePolicy);
+        const architecture = architectureOf(base.config);
+        const configHash = checkpointConfigHash(architecture, {
+          basePolicy: input.basePolicy,
+          mode: input.settings.mode,
+        });
+        const expected = { architecture, configHash };
+
+        let weights: Map<string, Float32Array>;
+        let summary: UpdateSummary;
+        if (await store.exists(`${checkpointPrefix(run, step)}manifest.json`)) {
+          // An earlier attempt finished the update; only the export may be missing.
+          const done = await readCheckpoint(store, run, step, expected);
+          weights = done.weights;
+          summary = done.extra.summary as UpdateSummary;
+          timing.load = seconds(start);
+        } else {
+          let optimizer: AdamWState;
+          let startWeights: ReadonlyMap<string, Float32Array>;
+          if (step === 1) {
+            startWeights = base.weights;
+            optimizer = createAdamWState(base.weights);
+          } else {
+            const previous = await readCheckpoint(store, run, step - 1, expected);
+            startWeights = previous.weights;
+            optimizer = previous.optimizer;
+          }
+          const batch = await store.getJson<TrainingBatch>(input.batchKey);
+          const engine = engineFor(base, startWeights);
+          timing.load = seconds(start);
+          start = performance.now();
+          const context = Context.current();
+          const metrics = await runUpdate(engine, optimizer, batch, input.settings, {
+            referenceLogProbs: async (micro) => (await engine.logProbs(micro, base.weights)).logProbs,
+            onMiniBatch: (m) => context.heartbeat({ step, miniBatch: m.miniBatch }),
+          });
+          summary = summarizeUpdate(metrics);
+          timing.update = seconds(start);
+          start = performance.now();
+          weights = new Map([...engine.weights].map(([name, values]) => [name, Float32Array.from(values)]));
+          await writeCheckpoint(store, run, step, {
+            step,
+            weights,
+            optimizer,
+            modelConfig: base.config,
+            configHash,
+            extra: { summary, miniBatches: metrics, batchKey: input.batchKey },
+          });
+          timing.checkpoint = seconds(start);
+        }
+        start = performance.now();
+        await exportPolicyVersion(store, input.exportVersion, {
+          config: base.config,
+          weights,
+          tokenizerFolder: base.folder,
+        });
+        timing.export = seconds(start);
+        return {
+          step,
+          policyVersion: input.exportVersion,
+          weightsDigest: weightsDigest(weights),
+          summary,
+          seconds: timing,
+        };
+      }),
+    );
+  }
 }
 
 export type TrainerActivities = Omit<ReturnType<typeof createTrainerActivities>, 'close'>;

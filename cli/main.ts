@@ -25,7 +25,17 @@ import { startTemporal, stackPaths, temporalAnswers } from '../infra/local-stack
 import type { BatchSummary } from '../lib/episode/summary';
 import { defaultEpisodeSettings, type EpisodeResult, type EpisodeSettings } from '../lib/episode/types';
 import { detectDatasetFormat } from '../lib/data/dataset';
-import { InvalidBlobIdError, batchRunKey, batchSummaryKey, checkId, createBlobStore, datasetKey, runResultsPrefix, type BlobStore } from '../lib/storage';
+import {
+  InvalidBlobIdError,
+  batchRunKey,
+  batchSummaryKey,
+  checkId,
+  createBlobStore,
+  datasetKey,
+  policyFileKey,
+  runResultsPrefix,
+  type BlobStore,
+} from '../lib/storage';
 import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
 import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../workflows/batch';
 import { startWorkers, type WorkerRole } from '../workers/worker';
@@ -44,7 +54,8 @@ export function positiveInt(value: string): number {
 
 export function probability(value: string): number {
   const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed < 0 || parsed > 1) throw new InvalidArgumentError('expected a number from 0 to 1');
+  if (!Number.isFinite(parsed) || parsed < 0 || parsed > 1)
+    throw new InvalidArgumentError('expected a number from 0 to 1');
   return parsed;
 }
 
@@ -60,7 +71,9 @@ export function runIdArgument(value: string): string {
     return checkId('run id', value);
   } catch (error) {
     if (error instanceof InvalidBlobIdError) {
-      throw new InvalidArgumentError(`expected 1 to 128 characters from A-Z a-z 0-9 . _ - (and not '.' or '..')`);
+      throw new InvalidArgumentError(
+        `expected 1 to 128 characters from A-Z a-z 0-9 . _ - (and not '.' or '..')`,
+      );
     }
     throw error;
   }
@@ -92,7 +105,10 @@ export function workflowUiLink(config: RememConfig, workflowId: string): string 
 }
 
 export async function connectClient(config: RememConfig): Promise<Client> {
-  const connection = await Connection.connect({ address: config.temporal.address, apiKey: config.temporal.apiKey });
+  const connection = await Connection.connect({
+    address: config.temporal.address,
+    apiKey: config.temporal.apiKey,
+  });
   return new Client({ connection, namespace: config.temporal.namespace });
 }
 
@@ -117,7 +133,10 @@ export function checkDatasetFile(file: string): void {
 }
 
 /** Uploads the dataset under a content-addressed key, so the same file is stored once and names the same run. */
-export async function uploadDataset(store: BlobStore, file: string): Promise<{ key: string; digest: string }> {
+export async function uploadDataset(
+  store: BlobStore,
+  file: string,
+): Promise<{ key: string; digest: string }> {
   const bytes = fs.readFileSync(file);
   const digest = createHash('sha256').update(bytes).digest('hex');
   const key = datasetKey(digest.slice(0, 32), path.basename(file).replace(/[^A-Za-z0-9._-]/g, '_'));
@@ -155,7 +174,9 @@ async function bindRunId(store: BlobStore, runId: string, binding: RunBinding): 
   const bound = await store.getJson<RunBinding>(key);
   const differences: string[] = [];
   if (bound.datasetDigest !== binding.datasetDigest) {
-    differences.push(`dataset ${bound.dataset} (sha256 ${bound.datasetDigest.slice(0, 12)}…, not ${binding.datasetDigest.slice(0, 12)}…)`);
+    differences.push(
+      `dataset ${bound.dataset} (sha256 ${bound.datasetDigest.slice(0, 12)}…, not ${binding.datasetDigest.slice(0, 12)}…)`,
+    );
   }
   if (bound.model !== binding.model) differences.push(`model ${bound.model}`);
   const changed = [...new Set([...Object.keys(bound.settings), ...Object.keys(binding.settings)])].filter(
@@ -165,14 +186,20 @@ async function bindRunId(store: BlobStore, runId: string, binding: RunBinding): 
   );
   if (changed.length > 0) differences.push(`other settings (${changed.join(', ')})`);
   if (differences.length > 0) {
-    throw new Error(`run id ${runId} belongs to another run: it was started with ${differences.join(' and ')}; give another --run-id, or leave it out to derive one`);
+    throw new Error(
+      `run id ${runId} belongs to another run: it was started with ${differences.join(' and ')}; give another --run-id, or leave it out to derive one`,
+    );
   }
 }
 
 /** The message of the innermost cause: a workflow failure wraps an activity or child failure wraps the error. */
 export function innermostMessage(error: Error): string {
   let message = error.message;
-  for (let current: unknown = error; current instanceof Error; current = (current as Error & { cause?: unknown }).cause) {
+  for (
+    let current: unknown = error;
+    current instanceof Error;
+    current = (current as Error & { cause?: unknown }).cause
+  ) {
     if (current.message) message = current.message;
   }
   return message;
@@ -183,7 +210,11 @@ export function innermostMessage(error: Error): string {
  * its worker and ends; the batch keeps running on the server); a second one ends the process at once.
  * Temporal's runtime adds its own handlers when a worker starts, which stop Node's default exit on a signal.
  */
-export function watchInterrupts(): { signal: Promise<NodeJS.Signals>; received(): NodeJS.Signals | undefined; dispose(): void } {
+export function watchInterrupts(): {
+  signal: Promise<NodeJS.Signals>;
+  received(): NodeJS.Signals | undefined;
+  dispose(): void;
+} {
   let firstAt: number | undefined;
   let first: NodeJS.Signals | undefined;
   let resolve: (signal: NodeJS.Signals) => void = () => undefined;
@@ -218,7 +249,10 @@ export function signalExitCode(signal: NodeJS.Signals): number {
 /** Waits for `work`, but no longer than `ms`. */
 export async function atMost(ms: number, work: Promise<unknown>): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  await Promise.race([
+    work.catch(() => undefined),
+    new Promise((resolve) => (timer = setTimeout(resolve, ms))),
+  ]);
   clearTimeout(timer);
 }
 
@@ -240,6 +274,7 @@ interface QaOptions {
   worker: boolean;
   ui: boolean;
   show: number;
+  policyVersion?: string;
 }
 
 async function runQa(options: QaOptions): Promise<void> {
@@ -258,23 +293,48 @@ async function runQa(options: QaOptions): Promise<void> {
     topP: options.topP,
     seed: options.seed,
     retrieval: { ...defaultEpisodeSettings.retrieval, scorer: options.scorer },
+    ...(options.policyVersion === undefined ? {} : { policyVersion: options.policyVersion }),
   };
   await ensureTemporal(config, options.ui);
   const store = createBlobStore(config.storage);
+  if (
+    options.policyVersion !== undefined &&
+    !(await store.exists(policyFileKey(options.policyVersion, 'manifest.json')))
+  ) {
+    await store.close();
+    throw new CliExit(
+      `policy version ${options.policyVersion} does not exist in ${store} (no policies/${options.policyVersion}/manifest.json); train or publish it first`,
+      1,
+    );
+  }
   let client: Client | undefined;
   let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
   const interrupts = watchInterrupts();
   let interrupted = false;
   try {
     const { key, digest } = await uploadDataset(store, options.dataset);
-    const model = path.resolve(config.model.path);
+    const model =
+      options.policyVersion === undefined
+        ? path.resolve(config.model.path)
+        : `policy version ${options.policyVersion}`;
     // Same dataset, model and settings → same run id → a rerun skips every finished episode.
-    const runId = options.runId ?? `qa-${createHash('sha256').update(JSON.stringify({ digest, settings, model })).digest('hex').slice(0, 16)}`;
-    await bindRunId(store, runId, { dataset: path.basename(options.dataset), datasetDigest: digest, model, settings });
+    const runId =
+      options.runId ??
+      `qa-${createHash('sha256').update(JSON.stringify({ digest, settings, model })).digest('hex').slice(0, 16)}`;
+    await bindRunId(store, runId, {
+      dataset: path.basename(options.dataset),
+      datasetDigest: digest,
+      model,
+      settings,
+    });
     client = await connectClient(config);
     workers = options.worker ? await startWorkers({ role: 'all', config, store }) : undefined;
     const early = interrupts.received();
-    if (early !== undefined) throw new CliExit(`interrupted (${early}) before batch ${runId} started; nothing was started`, signalExitCode(early));
+    if (early !== undefined)
+      throw new CliExit(
+        `interrupted (${early}) before batch ${runId} started; nothing was started`,
+        signalExitCode(early),
+      );
     const input: BatchQAInput = {
       runId,
       datasetKey: key,
@@ -319,7 +379,8 @@ async function runQa(options: QaOptions): Promise<void> {
       }
       summary = outcome.summary;
     } catch (error) {
-      if (error instanceof WorkflowFailedError) throw new Error(`batch ${runId} failed: ${innermostMessage(error)}`);
+      if (error instanceof WorkflowFailedError)
+        throw new Error(`batch ${runId} failed: ${innermostMessage(error)}`);
       throw error;
     }
     console.log(summaryTable(summary));
@@ -345,7 +406,15 @@ async function followBatch(
   interrupt: Promise<NodeJS.Signals>,
 ): Promise<{ summary: BatchSummary } | { signal: NodeJS.Signals }> {
   const interactive = Boolean(process.stdout.isTTY) && !process.env.CI;
-  const bar = new SingleBar({ format: 'episodes {bar} {value}/{total} | page {page}/{pages} | running {running} | failed {failed}', hideCursor: true, noTTYOutput: !interactive, notTTYSchedule: 10_000 }, Presets.shades_classic);
+  const bar = new SingleBar(
+    {
+      format: 'episodes {bar} {value}/{total} | page {page}/{pages} | running {running} | failed {failed}',
+      hideCursor: true,
+      noTTYOutput: !interactive,
+      notTTYSchedule: 10_000,
+    },
+    Presets.shades_classic,
+  );
   let started = false;
   let inFlight: Promise<void> = Promise.resolve();
   let querying = false;
@@ -356,7 +425,12 @@ async function followBatch(
     inFlight = handle
       .query(batchProgressQuery)
       .then((progress) => {
-        const payload = { page: Math.min(progress.page + 1, progress.pages), pages: progress.pages, running: progress.running, failed: progress.failed };
+        const payload = {
+          page: Math.min(progress.page + 1, progress.pages),
+          pages: progress.pages,
+          running: progress.running,
+          failed: progress.failed,
+        };
         if (!started && progress.validRows > 0) {
           bar.start(progress.validRows, progress.done, payload);
           started = true;
@@ -367,7 +441,10 @@ async function followBatch(
   }, 1000);
   let outcome: { summary: BatchSummary } | { signal: NodeJS.Signals } | undefined;
   try {
-    outcome = await Promise.race([handle.result().then((summary) => ({ summary })), interrupt.then((signal) => ({ signal }))]);
+    outcome = await Promise.race([
+      handle.result().then((summary) => ({ summary })),
+      interrupt.then((signal) => ({ signal })),
+    ]);
     return outcome;
   } finally {
     clearInterval(poll);
@@ -381,27 +458,67 @@ async function followBatch(
 
 async function readResults(store: BlobStore, runId: string): Promise<EpisodeResult[]> {
   const results: EpisodeResult[] = [];
-  for await (const key of store.list(runResultsPrefix(runId))) results.push(await store.getJson<EpisodeResult>(key));
+  for await (const key of store.list(runResultsPrefix(runId)))
+    results.push(await store.getJson<EpisodeResult>(key));
   return results.sort((a, b) => a.rowIndex - b.rowIndex);
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = new Command('rememr1').description('ReMemR1 memory agents on Temporal').showHelpAfterError();
+  const program = new Command('rememr1')
+    .description('ReMemR1 memory agents on Temporal')
+    .showHelpAfterError();
 
   program
     .command('qa')
     .description('answer every question of a dataset (JSONL, JSON or Parquet) as durable episodes')
     .option('--dataset <file>', 'dataset file', DEFAULT_DATASET)
-    .option('--run-id <id>', 'run id, bound to its dataset and settings (default: derived from the dataset, model and settings)', runIdArgument)
-    .addOption(new Option('--mode <mode>', 'agent').choices(['rememr1', 'memagent']).default(defaultEpisodeSettings.mode))
+    .option(
+      '--run-id <id>',
+      'run id, bound to its dataset and settings (default: derived from the dataset, model and settings)',
+      runIdArgument,
+    )
+    .addOption(
+      new Option('--mode <mode>', 'agent')
+        .choices(['rememr1', 'memagent'])
+        .default(defaultEpisodeSettings.mode),
+    )
     .option('--chunk-tokens <n>', 'chunk size in tokens', positiveInt, defaultEpisodeSettings.chunkTokens)
-    .option('--max-chunks <n>', 'read at most this many chunks of each document (0 = all)', nonNegativeInt, defaultEpisodeSettings.maxChunks)
-    .option('--memory-tokens <n>', 'max new tokens per memory step', positiveInt, defaultEpisodeSettings.memoryMaxNewTokens)
-    .option('--answer-tokens <n>', 'max new tokens for the answer', positiveInt, defaultEpisodeSettings.answerMaxNewTokens)
-    .option('--temperature <t>', 'sampling temperature (0 = greedy)', nonNegative, defaultEpisodeSettings.temperature)
+    .option(
+      '--max-chunks <n>',
+      'read at most this many chunks of each document (0 = all)',
+      nonNegativeInt,
+      defaultEpisodeSettings.maxChunks,
+    )
+    .option(
+      '--memory-tokens <n>',
+      'max new tokens per memory step',
+      positiveInt,
+      defaultEpisodeSettings.memoryMaxNewTokens,
+    )
+    .option(
+      '--answer-tokens <n>',
+      'max new tokens for the answer',
+      positiveInt,
+      defaultEpisodeSettings.answerMaxNewTokens,
+    )
+    .option(
+      '--temperature <t>',
+      'sampling temperature (0 = greedy)',
+      nonNegative,
+      defaultEpisodeSettings.temperature,
+    )
     .option('--top-p <p>', 'nucleus sampling', probability, defaultEpisodeSettings.topP)
     .option('--seed <n>', 'base sampling seed', positiveInt, defaultEpisodeSettings.seed)
-    .addOption(new Option('--scorer <scorer>', 'callback retrieval scorer').choices(['recall', 'tfidf', 'bm25']).default(defaultEpisodeSettings.retrieval.scorer))
+    .addOption(
+      new Option('--scorer <scorer>', 'callback retrieval scorer')
+        .choices(['recall', 'tfidf', 'bm25'])
+        .default(defaultEpisodeSettings.retrieval.scorer),
+    )
+    .option(
+      '--policy-version <version>',
+      'answer with this policy version from the blob store (a training run exports one per step) instead of the configured model',
+      runIdArgument,
+    )
     .option('--width <n>', 'episodes running at once', positiveInt, 8)
     .option('--page-size <n>', 'episodes per page (one continue-as-new per page)', positiveInt, 100)
     .option('--stop-on-bad-row', 'fail on the first malformed row instead of reporting and skipping it')
@@ -413,12 +530,18 @@ export async function main(argv: string[]): Promise<void> {
   program
     .command('worker')
     .description('run a worker until SIGINT / SIGTERM')
-    .addOption(new Option('--role <role>', 'what the worker serves').choices(['inference', 'orchestration', 'trainer', 'all']).default('all'))
+    .addOption(
+      new Option('--role <role>', 'what the worker serves')
+        .choices(['inference', 'orchestration', 'trainer', 'all'])
+        .default('all'),
+    )
     .action(async (options: { role: WorkerRole }) => {
       const config = loadConfig();
       const running = await startWorkers({ role: options.role, config });
       const queues = running.workers.map((worker) => worker.options.taskQueue).join(', ');
-      console.log(`${options.role} worker polling ${config.temporal.address} (task queues ${queues}); Ctrl-C stops it gracefully`);
+      console.log(
+        `${options.role} worker polling ${config.temporal.address} (task queues ${queues}); Ctrl-C stops it gracefully`,
+      );
       await running.done;
     });
 
@@ -432,10 +555,12 @@ export async function main(argv: string[]): Promise<void> {
         const handle = client.workflow.getHandle(batchWorkflowId(runId));
         const description = await handle.describe();
         console.log(`status: ${description.status.name}`);
-        if (description.status.name === 'RUNNING') console.log(JSON.stringify(await handle.query(batchProgressQuery), null, 2));
+        if (description.status.name === 'RUNNING')
+          console.log(JSON.stringify(await handle.query(batchProgressQuery), null, 2));
         console.log(`UI: ${workflowUiLink(config, batchWorkflowId(runId))}`);
       } catch (error) {
-        if (error instanceof WorkflowNotFoundError) throw new Error(`no batch run ${runId} in namespace ${config.temporal.namespace}`);
+        if (error instanceof WorkflowNotFoundError)
+          throw new Error(`no batch run ${runId} in namespace ${config.temporal.namespace}`);
         throw error;
       } finally {
         await client.connection.close();
@@ -452,7 +577,8 @@ export async function main(argv: string[]): Promise<void> {
         await client.workflow.getHandle(batchWorkflowId(runId)).cancel();
         console.log(`cancellation requested for batch ${runId}`);
       } catch (error) {
-        if (error instanceof WorkflowNotFoundError) throw new Error(`no running batch ${runId} in namespace ${config.temporal.namespace}`);
+        if (error instanceof WorkflowNotFoundError)
+          throw new Error(`no running batch ${runId} in namespace ${config.temporal.namespace}`);
         throw error;
       } finally {
         await client.connection.close();
@@ -471,7 +597,8 @@ export async function main(argv: string[]): Promise<void> {
           for (const result of await readResults(store, runId)) console.log(JSON.stringify(result));
           return;
         }
-        if (!(await store.exists(batchSummaryKey(runId)))) throw new Error(`run ${runId} has no summary yet (is it finished? try: rememr1 status ${runId})`);
+        if (!(await store.exists(batchSummaryKey(runId))))
+          throw new Error(`run ${runId} has no summary yet (is it finished? try: rememr1 status ${runId})`);
         console.log(summaryTable(await store.getJson<BatchSummary>(batchSummaryKey(runId))));
       } finally {
         await store.close();

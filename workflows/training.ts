@@ -306,7 +306,8 @@ async function trainingStep(
   }
 
   show('updating');
-  const updated = await trainer.policyUpdate({
+  const update = input.mode === 'sft' ? trainer.sft : trainer.policyUpdate;
+  const updated = await update({
     run: input.runId,
     step,
     basePolicy: input.basePolicy,

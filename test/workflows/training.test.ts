@@ -137,7 +137,12 @@ describe('a GRPO training run on a toy task', () => {
     return result.policyVersion;
   }
 
-  async function grpo(runId: string, basePolicy: string, learningRate: number): Promise<StepMetrics[]> {
+  async function grpo(
+    runId: string,
+    basePolicy: string,
+    learningRate: number,
+    evaluate = false,
+  ): Promise<StepMetrics[]> {
     const input: TrainingRunInput = {
       runId,
       mode: 'grpo',
@@ -159,6 +164,17 @@ describe('a GRPO training run on a toy task', () => {
         episode,
         width: 8,
       },
+      ...(evaluate
+        ? {
+            evaluation: {
+              datasetKey: 'datasets/toy/dev.jsonl',
+              dataset: 'toy-dev',
+              every: GRPO_STEPS,
+              settings: { ...episode, temperature: 0 },
+              width: 4,
+            },
+          }
+        : {}),
       runtime: { taskQueues: config.taskQueues, activities: config.activities },
     };
     await rig.client.workflow.execute(trainingWorkflow, {
@@ -180,7 +196,14 @@ describe('a GRPO training run on a toy task', () => {
   it('raises the rollouts’ accuracy within a few steps, and does not without the update', async () => {
     await rig.store.put('datasets/toy/train.jsonl', rows.map((row) => JSON.stringify(row)).join('\n') + '\n');
     const start = await warmStart();
-    const learning = await grpo(id('toy-grpo'), start, GRPO_LR);
+    await rig.store.put(
+      'datasets/toy/dev.jsonl',
+      rows
+        .slice(0, 4)
+        .map((row) => JSON.stringify(row))
+        .join('\n') + '\n',
+    );
+    const learning = await grpo(id('toy-grpo'), start, GRPO_LR, true);
     const frozen = await grpo(id('toy-frozen'), start, 0);
     const accuracy = (metrics: StepMetrics[]) => metrics.map((m) => m.rollouts!.accuracy);
     const reward = (metrics: StepMetrics[]) => metrics.map((m) => m.rollouts!.reward.outcome);
@@ -204,5 +227,8 @@ describe('a GRPO training run on a toy task', () => {
       (values[values.length - 1] + values[values.length - 2] - values[0] - values[1]) / 2;
     expect(rise(accuracy(learning))).toBeGreaterThanOrEqual(0.2);
     expect(rise(accuracy(frozen))).toBeLessThan(0.2);
+    // The last step evaluated its policy version on the dev split through a batch-QA child.
+    expect(learning[learning.length - 1].evaluation?.episodes).toBe(4);
+    expect(learning.slice(0, -1).every((m) => m.evaluation === null)).toBe(true);
   });
 });
