@@ -124,6 +124,14 @@ export class AutodiffGraph {
     return { name, shape, differentiable: false };
   }
 
+  /**
+   * Marks a value computed by plain ONNX nodes as a leaf that gets a gradient (ask for it in `gradients`'s
+   * `wrt`), for a gradient finished outside the graph.
+   */
+  leaf(name: string, shape: readonly Dim[]): Value {
+    return { name, shape, differentiable: true };
+  }
+
   /** Emits the ONNX model. */
   encode(graphName: string): Uint8Array {
     return encodeModel({

@@ -13,7 +13,9 @@ import type { DecoderSpec } from '../model/onnx-builder';
 import { qwen2TensorSpecs } from '../model/qwen2-weights';
 import { TrainingInputError } from './errors';
 import { lossTokenCount, type LossSequence, type TokenLogProbs, type TrainerEngine } from './engine';
-import { buildQwen2TrainingGraph, TRAINING_GRAPH_NAMES as N } from './qwen2-graph';
+import { addEmbeddingRows, buildQwen2TrainingGraph, TRAINING_GRAPH_NAMES as N } from './qwen2-graph';
+
+const EMBEDDING = 'model.embed_tokens.weight';
 
 /** Block lengths are multiples of this (fewer distinct shapes, so fewer sessions to build). */
 export const LENGTH_STEP = 32;
@@ -114,6 +116,12 @@ export class OnnxTrainerEngine implements TrainerEngine {
       if (sum === undefined) throw new TrainingInputError(`no gradient buffer for "${name}"`);
       for (let i = 0; i < sum.length; i++) sum[i] += grad[i];
     }
+    addEmbeddingRows(
+      into.get(EMBEDDING)!,
+      block.feeds[N.inputIds].data as BigInt64Array,
+      out[N.embeddedGrad].data as Float32Array,
+      this.options.spec.hiddenSize,
+    );
     return this.unpack(out, block);
   }
 

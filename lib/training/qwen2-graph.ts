@@ -13,7 +13,9 @@
  *   inputs   weights by Hugging Face name [their shapes], input_ids [B, S], attention_mask [B, S],
  *            position_ids [B, S], loss_positions [M] (flat indices b·S + s), targets [M]
  *            (+ d_log_probs [M] when gradients are built: d(objective)/d(log_probs))
- *   outputs  log_probs [M], entropy [M] (+ grad.{weight name} for every weight)
+ *   outputs  log_probs [M], entropy [M] (+ grad.{weight name} for every weight, and grad.embedded_tokens
+ *            [B·S, hidden]: the embedding table's full gradient is grad.model.embed_tokens.weight plus these rows
+ *            added at their ids, see addEmbeddingRows)
  */
 import { rotaryInverseFrequencies, type DecoderSpec } from '../model/onnx-builder';
 import { DataType, intAttr } from '../model/onnx-graph';
@@ -30,7 +32,26 @@ export const TRAINING_GRAPH_NAMES = {
   entropy: 'entropy',
   dLogProbs: 'd_log_probs',
   grad: (weight: string): string => `grad.${weight}`,
+  /** d(objective)/d(the looked-up embedding rows) [B·S, hidden], added into the table by addEmbeddingRows. */
+  embeddedGrad: 'grad.embedded_tokens',
 } as const;
+
+/**
+ * Adds the looked-up rows' gradient into the embedding table's, row by row in token order (a fixed order:
+ * float additions do not commute bit for bit). `ids` are the block's token ids, flattened.
+ */
+export function addEmbeddingRows(
+  tableGrad: Float32Array | Float64Array,
+  ids: ArrayLike<bigint | number>,
+  rowsGrad: ArrayLike<number>,
+  hidden: number,
+): void {
+  for (let n = 0; n < ids.length; n++) {
+    const row = Number(ids[n]) * hidden;
+    const from = n * hidden;
+    for (let h = 0; h < hidden; h++) tableGrad[row + h] += rowsGrad[from + h];
+  }
+}
 
 /** The symbolic length of the loss positions: the one dimension that varies within a session. */
 const LOSS_TOKENS = 'loss_tokens';
@@ -113,10 +134,20 @@ export function buildQwen2TrainingGraph(spec: DecoderSpec, options: TrainingGrap
     nH === nKV ? x : ad.reshapeTo(ad.repeatAxis(x, 2, nH / nKV), [B, nH, S, D]);
   const scale = ad.scalar(1 / Math.sqrt(D));
 
-  let hidden = ad.gatherRows(
-    w('model.embed_tokens.weight'),
-    ad.nonDifferentiable(g.op('Reshape', [inputIds.name, g.int64Constant([-1])]), [B * S]),
+  // The token embedding's gradient is a scatter-add over repeated ids, whose order ONNX Runtime's threads
+  // change from run to run; the graph returns the gradient of the looked-up rows instead and the engine adds
+  // them into the table in token order (addEmbeddingRows), so that an update is bit-identical on every run.
+  const embedded = ad.leaf(
+    g.op(
+      'Gather',
+      [w('model.embed_tokens.weight').name, g.op('Reshape', [inputIds.name, g.int64Constant([-1])])],
+      {
+        axis: intAttr(0),
+      },
+    ),
+    [B * S, spec.hiddenSize],
   );
+  let hidden = embedded;
   for (let layer = 0; layer < spec.numHiddenLayers; layer++) {
     const p = layerPrefix(layer);
     const normed = rmsNorm(hidden, w(`${p}.input_layernorm.weight`));
@@ -156,10 +187,11 @@ export function buildQwen2TrainingGraph(spec: DecoderSpec, options: TrainingGrap
   if (options.gradients) {
     const seed = ad.floatInput(N.dLogProbs, [LOSS_TOKENS], false);
     const all = [...weights.values()];
-    const grads = ad.gradients([{ value: logProbs, grad: seed }], all);
+    const grads = ad.gradients([{ value: logProbs, grad: seed }], [...all, embedded]);
     for (const weight of all) {
       ad.output(ad.nonDifferentiable(grads.get(weight.name)!, weight.shape), N.grad(weight.name));
     }
+    ad.output(ad.nonDifferentiable(grads.get(embedded.name)!, embedded.shape), N.embeddedGrad);
   }
   return ad.encode('qwen2_training');
 }

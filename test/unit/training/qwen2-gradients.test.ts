@@ -6,7 +6,11 @@
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { randomQwen2Weights, qwen2TensorSpecs } from '../../../lib/model/qwen2-weights';
 import { Xoshiro128 } from '../../../lib/model/random';
-import { buildQwen2TrainingGraph, TRAINING_GRAPH_NAMES as N } from '../../../lib/training/qwen2-graph';
+import {
+  addEmbeddingRows,
+  buildQwen2TrainingGraph,
+  TRAINING_GRAPH_NAMES as N,
+} from '../../../lib/training/qwen2-graph';
 import { smallSpec } from '../model/helpers';
 
 const B = 2;
@@ -70,6 +74,13 @@ it.each([
     return logProbs.reduce((sum, value, i) => sum + seed[i] * value, 0);
   };
   const result = await session.run(feeds());
+  // The embedding's full gradient: the graph's part (the tied head) plus the looked-up rows, added as the engine does.
+  addEmbeddingRows(
+    result[N.grad('model.embed_tokens.weight')].data as Float64Array,
+    ids,
+    result[N.embeddedGrad].data as Float64Array,
+    spec.hiddenSize,
+  );
   const h = 1e-6;
   for (const tensor of qwen2TensorSpecs(spec)) {
     const values = weights.get(tensor.name)!;

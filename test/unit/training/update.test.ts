@@ -3,6 +3,7 @@
  * raises the log-probability of positively-advantaged tokens and lowers that of negative ones; the same
  * start gives bit-identical weights; bad batches fail with one clear line.
  */
+import { spawn } from 'node:child_process';
 import { randomQwen2Weights } from '../../../lib/model/qwen2-weights';
 import { Xoshiro128 } from '../../../lib/model/random';
 import type { TrainingBatch, TrainingSequence } from '../../../lib/training/batch';
@@ -129,6 +130,48 @@ it('gives bit-identical weights from the same start, batch and settings', async 
     await engine.dispose();
   }
   expect(digests[1]).toBe(digests[0]);
+});
+
+it('computes bit-identical gradients run after run while other processes compete for the cores', async () => {
+  // ONNX Runtime's threads take work in an order that depends on timing; nothing in the gradient may depend on it.
+  const busy = [0, 1].map(() =>
+    spawn(process.execPath, ['-e', 'const end = Date.now() + 30000; while (Date.now() < end) {}'], {
+      stdio: 'ignore',
+    }),
+  );
+  try {
+    // Large enough that ONNX Runtime splits the work between threads; many repeated ids.
+    const wide = smallSpec({
+      vocabSize: 4096,
+      hiddenSize: 128,
+      intermediateSize: 384,
+      numHiddenLayers: 2,
+      headDim: 32,
+    });
+    const engine = new OnnxTrainerEngine({
+      spec: wide,
+      weights: randomQwen2Weights(wide, 'contention', 0.1),
+      usableVocabularySize: 4096,
+      padTokenId: 0,
+    });
+    const list = Array.from({ length: 8 }, (_, i) => ({
+      tokens: Array.from({ length: 200 }, (_, t) => (t * 7 + i * 13) % 300),
+      lossStart: 150,
+    }));
+    const count = 8 * 50;
+    const digests = new Set<string>();
+    for (let run = 0; run < 6; run++) {
+      const grads = new Map(
+        [...engine.weights].map(([name, values]) => [name, new Float32Array(values.length)]),
+      );
+      await engine.accumulateGradients(list, new Float32Array(count).fill(0.1), grads);
+      digests.add(weightsDigest(grads));
+    }
+    expect(digests.size).toBe(1);
+    await engine.dispose();
+  } finally {
+    for (const child of busy) child.kill('SIGKILL');
+  }
 });
 
 it('plans micro-batches within the token budget, longest first', () => {
