@@ -65,6 +65,35 @@ export function nonNegativeInt(value: string): number {
   return parsed;
 }
 
+/** The options that say how an episode reads (agent mode, chunking, token budgets): one set for qa and training. */
+export function withEpisodeReadingOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--mode <mode>', 'agent')
+        .choices(['rememr1', 'memagent'])
+        .default(defaultEpisodeSettings.mode),
+    )
+    .option('--chunk-tokens <n>', 'chunk size in tokens', positiveInt, defaultEpisodeSettings.chunkTokens)
+    .option(
+      '--max-chunks <n>',
+      'read at most this many chunks of each document (0 = all)',
+      nonNegativeInt,
+      defaultEpisodeSettings.maxChunks,
+    )
+    .option(
+      '--memory-tokens <n>',
+      'max new tokens per memory step',
+      positiveInt,
+      defaultEpisodeSettings.memoryMaxNewTokens,
+    )
+    .option(
+      '--answer-tokens <n>',
+      'max new tokens for the answer',
+      positiveInt,
+      defaultEpisodeSettings.answerMaxNewTokens,
+    );
+}
+
 /** A run id names blob keys and workflow ids, so it is checked when the command line is read. */
 export function runIdArgument(value: string): string {
   try {
@@ -468,38 +497,13 @@ export async function main(argv: string[]): Promise<void> {
     .description('ReMemR1 memory agents on Temporal')
     .showHelpAfterError();
 
-  program
-    .command('qa')
+  withEpisodeReadingOptions(program.command('qa'))
     .description('answer every question of a dataset (JSONL, JSON or Parquet) as durable episodes')
     .option('--dataset <file>', 'dataset file', DEFAULT_DATASET)
     .option(
       '--run-id <id>',
       'run id, bound to its dataset and settings (default: derived from the dataset, model and settings)',
       runIdArgument,
-    )
-    .addOption(
-      new Option('--mode <mode>', 'agent')
-        .choices(['rememr1', 'memagent'])
-        .default(defaultEpisodeSettings.mode),
-    )
-    .option('--chunk-tokens <n>', 'chunk size in tokens', positiveInt, defaultEpisodeSettings.chunkTokens)
-    .option(
-      '--max-chunks <n>',
-      'read at most this many chunks of each document (0 = all)',
-      nonNegativeInt,
-      defaultEpisodeSettings.maxChunks,
-    )
-    .option(
-      '--memory-tokens <n>',
-      'max new tokens per memory step',
-      positiveInt,
-      defaultEpisodeSettings.memoryMaxNewTokens,
-    )
-    .option(
-      '--answer-tokens <n>',
-      'max new tokens for the answer',
-      positiveInt,
-      defaultEpisodeSettings.answerMaxNewTokens,
     )
     .option(
       '--temperature <t>',

@@ -20,7 +20,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import Table from 'cli-table3';
-import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_ALPHA } from '../lib/agent/advantages';
 import { detectDatasetFormat, readDataset } from '../lib/data/dataset';
 import { defaultEpisodeSettings, type EpisodeSettings } from '../lib/episode/types';
@@ -47,12 +47,12 @@ import {
   connectClient,
   ensureTemporal,
   innermostMessage,
-  nonNegativeInt,
   positiveInt,
   runIdArgument,
   signalExitCode,
   uploadDataset,
   watchInterrupts,
+  withEpisodeReadingOptions,
   workflowUiLink,
 } from './main';
 import { readStepMetrics } from './report';
@@ -140,7 +140,7 @@ export function addTrainingRunOptions(command: Command, grpo: boolean): Command 
         DEFAULT_ALPHA,
       );
   }
-  return command
+  return withEpisodeReadingOptions(command)
     .option('--dev <file>', 'dev split evaluated every --eval-every steps and after the last')
     .option('--steps <N>', 'training steps', steps, 4)
     .option(
@@ -154,30 +154,6 @@ export function addTrainingRunOptions(command: Command, grpo: boolean): Command 
       'optimiser steps per training step',
       positiveInt,
       defaultUpdateSettings.miniBatches,
-    )
-    .option('--chunk-tokens <n>', 'chunk size in tokens', positiveInt, defaultEpisodeSettings.chunkTokens)
-    .option(
-      '--max-chunks <n>',
-      'read at most this many chunks of each document (0 = all)',
-      nonNegativeInt,
-      defaultEpisodeSettings.maxChunks,
-    )
-    .option(
-      '--memory-tokens <n>',
-      'max new tokens per memory step',
-      positiveInt,
-      defaultEpisodeSettings.memoryMaxNewTokens,
-    )
-    .option(
-      '--answer-tokens <n>',
-      'max new tokens for the answer',
-      positiveInt,
-      defaultEpisodeSettings.answerMaxNewTokens,
-    )
-    .addOption(
-      new Option('--mode <mode>', 'agent')
-        .choices(['rememr1', 'memagent'])
-        .default(defaultEpisodeSettings.mode),
     )
     .option(
       '--base-policy <version>',
