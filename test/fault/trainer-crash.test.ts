@@ -6,7 +6,7 @@
 import type { Client } from '@temporalio/client';
 import { parseModelConfig } from '../../lib/model/config';
 import { Xoshiro128 } from '../../lib/model/random';
-import { checkpointPrefix, createBlobStore, type BlobStore } from '../../lib/storage';
+import { checkpointPrefix, type BlobStore } from '../../lib/storage';
 import type { TrainingBatch } from '../../lib/training/batch';
 import {
   readCheckpoint,
@@ -21,31 +21,26 @@ import {
   type TrainingProgress,
   type TrainingRunInput,
 } from '../../workflows/training';
-import { startWorkers, type RunningWorkers } from '../../workers/worker';
-import { killHard, startWorkerProcess, type WorkerProcess } from '../../workers/spawn';
-import { connectTestClient, eventually, requireStackEnvironment, testConfig } from '../support/stack';
+import { killHard } from '../../workers/spawn';
+import { CrashHarness } from '../support/crash';
+import { eventually, requireStackEnvironment, testConfig } from '../support/stack';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 describe('a trainer worker killed mid-update', () => {
   requireStackEnvironment();
   const config = testConfig('trainer-crash');
+  let harness: CrashHarness;
   let store: BlobStore;
-  let orchestration: RunningWorkers;
   let client: Client;
-  const processes: WorkerProcess[] = [];
 
   beforeAll(async () => {
-    store = createBlobStore(config.storage);
-    orchestration = await startWorkers({ role: 'orchestration', config, store });
-    client = await connectTestClient(config);
+    harness = await CrashHarness.start(config);
+    ({ store, client } = harness);
   });
 
   afterAll(async () => {
-    for (const worker of processes) await killHard(worker);
-    await orchestration?.shutdown();
-    await client?.connection.close();
-    await store?.close();
+    await harness?.close();
   });
 
   /** Supervised traces long enough that an update takes a few seconds. */
@@ -105,9 +100,7 @@ describe('a trainer worker killed mid-update', () => {
     const tracesKey = await traces();
 
     // Interrupted: kill the trainer while step 2's update runs (checkpoint 1 written, checkpoint 2 not yet).
-    const first = startWorkerProcess('trainer', config);
-    processes.push(first);
-    await first.ready;
+    const first = await harness.startProcess('trainer');
     const handle = await client.workflow.start(trainingWorkflow, {
       workflowId: 'trainer-crash-run',
       taskQueue: config.taskQueues.orchestration,
@@ -124,9 +117,7 @@ describe('a trainer worker killed mid-update', () => {
     await new Promise((resolve) => setTimeout(resolve, 1500));
     await killHard(first);
     expect(await store.exists(`${checkpointPrefix('trainer-crash-run', 2)}manifest.json`)).toBe(false);
-    const second = startWorkerProcess('trainer', config);
-    processes.push(second);
-    await second.ready;
+    const second = await harness.startProcess('trainer');
     const result = await client.workflow.getHandle('trainer-crash-run').result();
     expect(result.status).toBe('done');
     // The run continued as new after step 1; the execution holding step 2 shows the retried attempt.
@@ -138,9 +129,7 @@ describe('a trainer worker killed mid-update', () => {
     await killHard(second);
 
     // Uninterrupted, same seeds, another run id.
-    const third = startWorkerProcess('trainer', config);
-    processes.push(third);
-    await third.ready;
+    await harness.startProcess('trainer');
     await client.workflow.execute(trainingWorkflow, {
       workflowId: 'trainer-crash-reference',
       taskQueue: config.taskQueues.orchestration,

@@ -8,56 +8,62 @@ import { generateSyntheticRows } from '../../lib/data/synthetic';
 import { EpisodeSteps } from '../../lib/episode/steps';
 import type { EpisodeInputRecord, EpisodeSettings, MemoryStepRecord } from '../../lib/episode/types';
 import { loadPolicy } from '../../lib/model';
-import { createBlobStore, episodeInputKey, episodeMemoryKey, episodeMemoryPrefix, type BlobStore } from '../../lib/storage';
+import { episodeInputKey, episodeMemoryKey, episodeMemoryPrefix, type BlobStore } from '../../lib/storage';
 import { episodeWorkflow } from '../../workflows/episode';
-import { startWorkers, type RunningWorkers } from '../../workers/worker';
-import { killHard, startWorkerProcess, type WorkerProcess } from '../../workers/spawn';
-import { connectTestClient, eventually, requireStackEnvironment, testConfig, testSettings } from '../support/stack';
+import { killHard } from '../../workers/spawn';
+import { CrashHarness } from '../support/crash';
+import { eventually, requireStackEnvironment, testConfig, testSettings } from '../support/stack';
 
 describe('an inference worker killed mid-episode', () => {
   requireStackEnvironment();
   const config = testConfig('crash');
   const settings: EpisodeSettings = { ...testSettings, memoryMaxNewTokens: 24 };
+  let harness: CrashHarness;
   let store: BlobStore;
-  let orchestration: RunningWorkers;
   let client: Client;
-  const processes: WorkerProcess[] = [];
 
   beforeAll(async () => {
-    store = createBlobStore(config.storage);
-    orchestration = await startWorkers({ role: 'orchestration', config, store });
-    client = await connectTestClient(config);
+    harness = await CrashHarness.start(config);
+    ({ store, client } = harness);
   });
 
   afterAll(async () => {
-    for (const worker of processes) await killHard(worker);
-    await orchestration?.shutdown();
-    await client?.connection.close();
-    await store?.close();
+    await harness?.close();
   });
 
   it('is replaced without losing, doubling or changing any step', async () => {
-    const [row] = generateSyntheticRows({ seed: 5, questions: 1, documentsPerQuestion: 14, wordsPerDocument: 40 });
-    const input: EpisodeInputRecord = { id: row.id, rowIndex: 0, question: row.question, context: row.context, answers: row.answers };
+    const [row] = generateSyntheticRows({
+      seed: 5,
+      questions: 1,
+      documentsPerQuestion: 14,
+      wordsPerDocument: 40,
+    });
+    const input: EpisodeInputRecord = {
+      id: row.id,
+      rowIndex: 0,
+      question: row.question,
+      context: row.context,
+      answers: row.answers,
+    };
     const ref = { runId: 'crash-run', episodeId: 'episode-0' };
     await store.putJson(episodeInputKey(ref.runId, ref.episodeId), input);
 
-    const first = startWorkerProcess('inference', config);
-    processes.push(first);
-    await first.ready;
+    const first = await harness.startProcess('inference');
     const handle = await client.workflow.start(episodeWorkflow, {
       workflowId: `${ref.runId}.${ref.episodeId}`,
       taskQueue: config.taskQueues.orchestration,
       args: [{ ...ref, settings, runtime: { taskQueues: config.taskQueues, activities: config.activities } }],
     });
     // Kill once two steps are stored and the third is (very likely) being generated.
-    await eventually('two stored steps', () => store.exists(episodeMemoryKey(ref.runId, ref.episodeId, 1)), 120_000);
+    await eventually(
+      'two stored steps',
+      () => store.exists(episodeMemoryKey(ref.runId, ref.episodeId, 1)),
+      120_000,
+    );
     await killHard(first);
     const stepsAtKill = (await collect(store.list(episodeMemoryPrefix(ref.runId, ref.episodeId)))).length;
 
-    const second = startWorkerProcess('inference', config);
-    processes.push(second);
-    await second.ready;
+    await harness.startProcess('inference');
     const result = await handle.result();
     expect(result.chunkCount).toBeGreaterThan(stepsAtKill);
 
@@ -68,15 +74,20 @@ describe('an inference worker killed mid-episode', () => {
       const referenceRef = { runId: 'crash-reference', episodeId: ref.episodeId };
       await store.putJson(episodeInputKey(referenceRef.runId, referenceRef.episodeId), input);
       const manifest = await reference.prepare(referenceRef, settings);
-      for (let step = 0; step < manifest.chunkCount; step += 1) await reference.memoryStep(referenceRef, settings, step);
+      for (let step = 0; step < manifest.chunkCount; step += 1)
+        await reference.memoryStep(referenceRef, settings, step);
       const referenceResult = await reference.answer(referenceRef, settings, manifest.chunkCount);
       expect({ ...referenceResult, runId: ref.runId }).toEqual(result);
 
       const crashed = await collect(store.list(episodeMemoryPrefix(ref.runId, ref.episodeId)));
       expect(crashed).toHaveLength(manifest.chunkCount);
       for (let step = 0; step < manifest.chunkCount; step += 1) {
-        expect(await store.getJson<MemoryStepRecord>(episodeMemoryKey(ref.runId, ref.episodeId, step))).toEqual(
-          await store.getJson<MemoryStepRecord>(episodeMemoryKey(referenceRef.runId, referenceRef.episodeId, step)),
+        expect(
+          await store.getJson<MemoryStepRecord>(episodeMemoryKey(ref.runId, ref.episodeId, step)),
+        ).toEqual(
+          await store.getJson<MemoryStepRecord>(
+            episodeMemoryKey(referenceRef.runId, referenceRef.episodeId, step),
+          ),
         );
       }
     } finally {
