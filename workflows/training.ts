@@ -189,24 +189,8 @@ export async function trainingWorkflow(original: TrainingRunInput): Promise<Trai
       { key: searchAttributes.runId, value: input.runId },
       { key: searchAttributes.dataset, value: input.grpo?.dataset ?? 'traces' },
     ]);
-    if (input.steps < 1)
-      throw ApplicationFailure.nonRetryable(
-        `steps must be at least 1, got ${input.steps}`,
-        'TrainingInputError',
-      );
-    if (input.mode === 'grpo' && input.grpo === undefined)
-      throw ApplicationFailure.nonRetryable(
-        'a GRPO run needs its grpo settings (dataset, G, α)',
-        'TrainingInputError',
-      );
-    if (input.mode === 'sft' && input.sft === undefined)
-      throw ApplicationFailure.nonRetryable('a supervised run needs its traces', 'TrainingInputError');
-    if (input.grpo !== undefined && input.grpo.groupSize < 2) {
-      throw ApplicationFailure.nonRetryable(
-        `group size must be at least 2 (GRPO compares rollouts), got ${input.grpo.groupSize}`,
-        'TrainingInputError',
-      );
-    }
+    const problem = inputProblem(input);
+    if (problem !== null) throw ApplicationFailure.nonRetryable(problem, 'TrainingInputError');
     if (input.baseModelFolder !== undefined)
       await trainer.publishPolicy(input.baseModelFolder, input.basePolicy);
   }
@@ -233,6 +217,28 @@ export async function trainingWorkflow(original: TrainingRunInput): Promise<Trai
   show(state.paused ? 'paused' : 'starting');
   await condition(allHandlersFinished);
   return continueAsNew<typeof trainingWorkflow>({ ...input, state });
+}
+
+/** What makes a run's input unusable, in one line; null when it can start. */
+export function inputProblem(input: TrainingRunInput): string | null {
+  if (!Number.isInteger(input.steps) || input.steps < 1)
+    return `steps must be an integer ≥ 1, got ${input.steps}`;
+  if (input.mode === 'grpo' && input.grpo === undefined)
+    return 'a GRPO run needs its grpo settings (dataset, G, α)';
+  if (input.mode === 'sft' && input.sft === undefined) return 'a supervised run needs its traces';
+  if (input.grpo !== undefined && input.grpo.groupSize < 2) {
+    return `group size must be at least 2 (GRPO compares rollouts), got ${input.grpo.groupSize}`;
+  }
+  if (input.grpo !== undefined && !(input.grpo.alpha >= 0 && input.grpo.alpha <= 1)) {
+    return `alpha must be in [0, 1] (1 = outcome reward only), got ${input.grpo.alpha}`;
+  }
+  if (
+    input.evaluation !== undefined &&
+    !(Number.isInteger(input.evaluation.every) && input.evaluation.every >= 1)
+  ) {
+    return `evaluation every must be an integer ≥ 1, got ${input.evaluation.every}`;
+  }
+  return null;
 }
 
 type Io = ReturnType<typeof proxyActivities<BatchActivities & TrainingDataActivities & ScoringActivities>>;
