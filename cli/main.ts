@@ -39,9 +39,11 @@ import {
 import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
 import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../workflows/batch';
 import { startWorkers, type WorkerRole } from '../workers/worker';
+import { registerBenchDataCommand } from './bench-data';
 import { answersTable, summaryTable } from './render';
 import { registerReportCommand } from './report';
 import { registerScheduleCommands } from './schedule';
+import { registerTracesCommand } from './traces';
 import { registerTrainingCommands } from './train';
 
 const DEFAULT_DATASET = path.join(projectRoot, 'examples', 'synthetic-mini.jsonl');
@@ -612,6 +614,8 @@ export async function main(argv: string[]): Promise<void> {
   registerTrainingCommands(program);
   registerReportCommand(program);
   registerScheduleCommands(program);
+  registerBenchDataCommand(program);
+  registerTracesCommand(program);
 
   await program.parseAsync(argv);
 }

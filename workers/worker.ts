@@ -26,7 +26,8 @@ import { createScoringActivities } from '../activities/scoring';
 import { createTrainerActivities } from '../activities/training';
 import { createTrainingDataActivities } from '../activities/training-data';
 import { policyProvider } from '../lib/episode/policies';
-import { loadPolicy, type Policy, type PolicyOptions } from '../lib/model';
+import { loadConfiguredPolicy } from '../lib/episode/rule-policy';
+import type { Policy, PolicyOptions } from '../lib/model';
 import { PolicyVersionCache } from '../lib/training/policy-versions';
 import { createBlobStore, type BlobStore } from '../lib/storage';
 import type { RememConfig } from '../temporal.config';
@@ -133,7 +134,8 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   let policy: Policy | undefined = options.policy;
   let versions: PolicyVersionCache | undefined;
   if (role === 'inference' || role === 'all') {
-    policy ??= await loadPolicy(config.model.path, policyOptions(config.model));
+    // A model folder, or a rule-based agent (rule:forward, rule:callback; lib/episode/rule-policy.ts).
+    policy ??= await loadConfiguredPolicy(config.model.path, policyOptions(config.model));
     // Episodes whose settings name a policy version are sampled by that version, downloaded once per worker.
     versions = new PolicyVersionCache({
       store,

@@ -386,3 +386,26 @@ export function formatRecalled(results: readonly RecalledMemory[]): string | nul
     .map((result) => `Memory from step ${result.step}:\n${result.text}`)
     .join('\n\n');
 }
+
+/**
+ * The inverse of the builders: the values a prompt of `template` was filled with, or null when `text` is not
+ * such a prompt (for policies that read prompts by rule). A placeholder used twice must hold the same value.
+ */
+export function readPrompt(text: string, template: string): Partial<Record<Placeholder, string>> | null {
+  const { compiled, problems } = compileTemplate(template);
+  if (problems.length > 0) return null;
+  const escape = (literal: string): string => literal.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  let pattern = `^${escape(compiled.literals[0])}`;
+  compiled.names.forEach((_, index) => {
+    pattern += `([\\s\\S]*?)${escape(compiled.literals[index + 1])}`;
+  });
+  const match = new RegExp(`${pattern}$`).exec(text);
+  if (match === null) return null;
+  const values: Partial<Record<Placeholder, string>> = {};
+  for (const [index, name] of compiled.names.entries()) {
+    const value = match[index + 1];
+    if (values[name] !== undefined && values[name] !== value) return null;
+    values[name] = value;
+  }
+  return values;
+}

@@ -40,7 +40,8 @@ function createRandom(seed: number): () => number {
   return () => generator.nextFloat();
 }
 
-const SYLLABLES = ['ar', 'bel', 'cor', 'dun', 'el', 'fen', 'gal', 'hor', 'is', 'jor', 'kel', 'lun', 'mar', 'nor', 'os', 'pel', 'quin', 'ras', 'sol', 'tor', 'ul', 'ven', 'wyn', 'zar'];
+/** Syllables of made-up names (shared with the distant-evidence benchmark's syllable vocabulary). */
+export const SYLLABLES: readonly string[] = ['ar', 'bel', 'cor', 'dun', 'el', 'fen', 'gal', 'hor', 'is', 'jor', 'kel', 'lun', 'mar', 'nor', 'os', 'pel', 'quin', 'ras', 'sol', 'tor', 'ul', 'ven', 'wyn', 'zar'];
 const ORGANISATION_KINDS = ['Institute', 'Company', 'Society', 'Museum', 'Observatory', 'Guild', 'Library', 'Foundry'];
 const FILLER = (
   'the records of that period describe long winters and busy harbours while traders carried wool salt and ' +
@@ -48,7 +49,7 @@ const FILLER = (
   'scholars still argue about the exact dates but agree that the region grew quickly during those decades'
 ).split(' ');
 
-function capitalise(word: string): string {
+export function capitalise(word: string): string {
   return word.charAt(0).toUpperCase() + word.slice(1);
 }
 
