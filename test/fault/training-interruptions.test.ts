@@ -43,29 +43,18 @@ import {
 import { killHard, startWorkerProcess, type WorkerProcess } from '../../workers/spawn';
 import { startWorkers, type RunningWorkers } from '../../workers/worker';
 import { WorkerRig, privateServerSlot } from '../support/rig';
-import { eventually, requireStackEnvironment, testConfig, testSettings } from '../support/stack';
+import { eventually, requireStackEnvironment, testConfig } from '../support/stack';
+import { toyEpisode, toyRows } from '../support/toy';
 
 const STEPS = 2;
 const QUESTIONS_PER_STEP = 2;
 const GROUP_SIZE = 2;
 const ROLLOUTS_PER_STEP = QUESTIONS_PER_STEP * GROUP_SIZE;
 const ITEMS = ['lamp', 'boat', 'chair', 'stone'];
-const TRAIN_ROWS = ITEMS.map((item, i) => ({
-  id: `toy-${i}`,
-  question: `What colour is the ${item}?`,
-  context: `The ${item} is blue.`,
-  answers: ['blue'],
-}));
+const TRAIN_ROWS = toyRows(ITEMS);
 
 /** One chunk per rollout; memory turns long enough that a rollout is still running when the test strikes. */
-const episode: EpisodeSettings = {
-  ...testSettings,
-  mode: 'rememr1',
-  chunkTokens: 64,
-  maxChunks: 1,
-  memoryMaxNewTokens: 128,
-  answerMaxNewTokens: 8,
-};
+const episode: EpisodeSettings = toyEpisode(128);
 
 function runInput(config: RememConfig, runId: string, datasetKey: string): TrainingRunInput {
   return {

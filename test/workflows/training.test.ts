@@ -12,7 +12,8 @@ import { traceSequence } from '../../lib/training/traces';
 import { defaultUpdateSettings } from '../../lib/training/update';
 import { trainingWorkflow, type StepMetrics, type TrainingRunInput } from '../../workflows/training';
 import { WorkerRig } from '../support/rig';
-import { requireStackEnvironment, testConfig, testSettings } from '../support/stack';
+import { requireStackEnvironment, testConfig } from '../support/stack';
+import { toyEpisode, toyRows } from '../support/toy';
 
 // Tunable from the environment to explore the toy; the defaults are what the test asserts with.
 const SFT_STEPS = Number(process.env.TOY_SFT_STEPS ?? 9);
@@ -36,21 +37,8 @@ const ITEMS = [
   'ring',
   'shoe',
 ];
-const rows = ITEMS.map((item, i) => ({
-  id: `toy-${i}`,
-  question: `What colour is the ${item}?`,
-  context: `The ${item} is blue.`,
-  answers: ['blue'],
-}));
-
-const episode: EpisodeSettings = {
-  ...testSettings,
-  mode: 'rememr1',
-  chunkTokens: 64,
-  maxChunks: 1,
-  memoryMaxNewTokens: 16,
-  answerMaxNewTokens: 8,
-};
+const rows = toyRows(ITEMS);
+const episode: EpisodeSettings = toyEpisode(16);
 
 describe('a GRPO training run on a toy task', () => {
   requireStackEnvironment();
