@@ -19,13 +19,14 @@ import {
 } from '../lib/model/errors';
 import { BlobStoreError, InvalidBlobIdError } from '../lib/storage';
 import { StoredModelError } from '../lib/training/checkpoint-errors';
+import { TrainingInputError } from '../lib/training/errors';
 import { ScoringInputError } from '../lib/training/scoring';
 import { ConfigError } from '../temporal.config';
 
 /**
  * Every class of error that no retry can fix: bad datasets, documents, prompts and chat templates, model folders,
  * weights and specs, configuration, keys and ids, stored checkpoints and policy versions (missing, corrupt, in
- * conflict), rollouts that cannot be scored. A deterministic error left out of this list retries forever.
+ * conflict), rollouts that cannot be scored, training batches and settings the trainer cannot use. A deterministic error left out of this list retries forever.
  */
 export const BAD_INPUT_ERRORS = [
   EpisodeInputError,
@@ -42,6 +43,7 @@ export const BAD_INPUT_ERRORS = [
   ConfigError,
   StoredModelError,
   ScoringInputError,
+  TrainingInputError,
 ] as const;
 
 /** True for errors that no retry can fix (see BAD_INPUT_ERRORS; a store error says itself whether it is one). */
@@ -63,13 +65,19 @@ export function isProgrammingError(error: unknown): error is Error {
  * Errors no retry can fix become non-retryable failures carrying the original message and error name; with
  * `programmingErrors`, so do faults in the code (named as such, so the run's failure says it is a bug).
  */
-export async function failFastOnBadInput<T>(work: () => Promise<T>, options: { programmingErrors?: boolean } = {}): Promise<T> {
+export async function failFastOnBadInput<T>(
+  work: () => Promise<T>,
+  options: { programmingErrors?: boolean } = {},
+): Promise<T> {
   try {
     return await work();
   } catch (error) {
     if (isBadInput(error)) throw ApplicationFailure.nonRetryable(error.message, error.name);
     if (options.programmingErrors && isProgrammingError(error)) {
-      throw ApplicationFailure.nonRetryable(`internal error, not retried (the same input fails the same way): ${error.name}: ${error.message}`, error.name);
+      throw ApplicationFailure.nonRetryable(
+        `internal error, not retried (the same input fails the same way): ${error.name}: ${error.message}`,
+        error.name,
+      );
     }
     throw error;
   }

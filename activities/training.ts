@@ -16,7 +16,9 @@ import { loadModelFolder } from '../lib/model/folder';
 import type { ModelConfig } from '../lib/model/config';
 import type { RuntimeOptions } from '../lib/model/session';
 import { parseSafetensors } from '../lib/model/safetensors';
-import { qwen2TensorSpecs } from '../lib/model/qwen2-weights';
+import { collectQwen2Weights } from '../lib/model/qwen2-weights';
+import { ModelFolderError } from '../lib/model/errors';
+import { SAFETENSORS_FILE } from '../lib/model/model-folder-builder';
 import { checkpointPrefix, type BlobStore } from '../lib/storage';
 import type { TrainingBatch } from '../lib/training/batch';
 import {
@@ -101,6 +103,27 @@ export function summarizeUpdate(metrics: readonly MiniBatchMetrics[]): UpdateSum
   };
 }
 
+/**
+ * The Qwen2 weights in a model folder's model.safetensors, checked against its config: a missing, corrupt or
+ * mis-shaped file is bad input (one line, no retry).
+ */
+async function readFolderWeights(folder: string, config: ModelConfig): Promise<Map<string, Float32Array>> {
+  const file = path.join(folder, SAFETENSORS_FILE);
+  let bytes: Uint8Array;
+  try {
+    bytes = await fs.readFile(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new ModelFolderError(
+        file,
+        "is missing; the trainer reads the weights from the folder's model.safetensors",
+      );
+    }
+    throw error;
+  }
+  return collectQwen2Weights(config, parseSafetensors(bytes, file), file);
+}
+
 const seconds = (start: number): number => (performance.now() - start) / 1000;
 
 export function createTrainerActivities(deps: TrainerActivityDeps) {
@@ -115,11 +138,7 @@ export function createTrainerActivities(deps: TrainerActivityDeps) {
       model = (async () => {
         const { folder } = await fetchPolicyVersion(store, version, cacheDir);
         const loaded = await loadModelFolder(folder);
-        const file = parseSafetensors(
-          await fs.readFile(path.join(folder, 'model.safetensors')),
-          `${version}/model.safetensors`,
-        );
-        const weights = new Map(qwen2TensorSpecs(loaded.config).map((t) => [t.name, file.float32(t.name)]));
+        const weights = await readFolderWeights(folder, loaded.config);
         return {
           folder,
           config: loaded.config,
@@ -163,11 +182,7 @@ export function createTrainerActivities(deps: TrainerActivityDeps) {
     async publishPolicy(folder: string, version: string): Promise<{ version: string; written: boolean }> {
       return failFastOnBadInput(async () => {
         const loaded = await loadModelFolder(folder);
-        const file = parseSafetensors(
-          await fs.readFile(path.join(folder, 'model.safetensors')),
-          `${folder}/model.safetensors`,
-        );
-        const weights = new Map(qwen2TensorSpecs(loaded.config).map((t) => [t.name, file.float32(t.name)]));
+        const weights = await readFolderWeights(folder, loaded.config);
         const { written } = await exportPolicyVersion(store, version, {
           config: loaded.config,
           weights,

@@ -13,8 +13,15 @@ import {
   PolicyDisposedError,
   SafetensorsError,
 } from '../../../lib/model/errors';
-import { BlobNotFoundError, BlobStoreUnavailableError, InvalidBlobIdError, InvalidBlobKeyError, checkId } from '../../../lib/storage';
+import {
+  BlobNotFoundError,
+  BlobStoreUnavailableError,
+  InvalidBlobIdError,
+  InvalidBlobKeyError,
+  checkId,
+} from '../../../lib/storage';
 import { PolicyVersionNotFoundError } from '../../../lib/training/checkpoint-errors';
+import { TrainingInputError } from '../../../lib/training/errors';
 import { ScoringInputError } from '../../../lib/training/scoring';
 import { ConfigError } from '../../../temporal.config';
 
@@ -36,6 +43,7 @@ const badInputs: Error[] = [
   new ConfigError(['REMEMR1_STORAGE: expected fs or s3']),
   new PolicyVersionNotFoundError('v9', 'policies/v9/manifest.json'),
   new ScoringInputError('group 0 has 1 rollout(s)'),
+  new TrainingInputError('a training sequence has 40000 tokens; the model takes at most 32768'),
   new BlobNotFoundError('runs/a/input.json', 'store'),
   new InvalidBlobKeyError('../x', 'no dot segments'),
 ];
@@ -53,14 +61,24 @@ describe('activity failures', () => {
 
   it('turns each bad-input class into a non-retryable failure with the original message and name', async () => {
     for (const error of badInputs) {
-      const failure = await failFastOnBadInput(async () => Promise.reject(error)).catch((caught: unknown) => caught);
+      const failure = await failFastOnBadInput(async () => Promise.reject(error)).catch(
+        (caught: unknown) => caught,
+      );
       expect(failure).toBeInstanceOf(ApplicationFailure);
       expect(failure).toMatchObject({ nonRetryable: true, type: error.name, message: error.message });
     }
-    const bad = await failFastOnBadInput(async () => checkId('run id', 'my run id')).catch((caught: unknown) => caught);
+    const bad = await failFastOnBadInput(async () => checkId('run id', 'my run id')).catch(
+      (caught: unknown) => caught,
+    );
     expect(bad).toMatchObject({ nonRetryable: true, type: 'InvalidBlobIdError' });
-    const csv = await failFastOnBadInput(async () => detectDatasetFormat('rows.csv')).catch((error: unknown) => error);
-    expect(csv).toMatchObject({ nonRetryable: true, type: 'DatasetFormatError', message: expect.stringContaining('rows.csv') });
+    const csv = await failFastOnBadInput(async () => detectDatasetFormat('rows.csv')).catch(
+      (error: unknown) => error,
+    );
+    expect(csv).toMatchObject({
+      nonRetryable: true,
+      type: 'DatasetFormatError',
+      message: expect.stringContaining('rows.csv'),
+    });
   });
 
   it('fails a fault in the code at once where asked (the batch activities), and leaves it to retries elsewhere', async () => {
@@ -68,12 +86,20 @@ describe('activity failures', () => {
       const parser: unknown = undefined;
       return (parser as () => never)();
     };
-    const failure = await failFastOnBadInput(fault, { programmingErrors: true }).catch((error: unknown) => error);
+    const failure = await failFastOnBadInput(fault, { programmingErrors: true }).catch(
+      (error: unknown) => error,
+    );
     expect(failure).toBeInstanceOf(ApplicationFailure);
-    expect(failure).toMatchObject({ nonRetryable: true, type: 'TypeError', message: expect.stringMatching(/^internal error, not retried .*: TypeError: parser is not a function$/) });
+    expect(failure).toMatchObject({
+      nonRetryable: true,
+      type: 'TypeError',
+      message: expect.stringMatching(/^internal error, not retried .*: TypeError: parser is not a function$/),
+    });
     await expect(failFastOnBadInput(fault)).rejects.toBeInstanceOf(TypeError);
     const transient = new BlobStoreUnavailableError('down');
-    await expect(failFastOnBadInput(async () => Promise.reject(transient), { programmingErrors: true })).rejects.toBe(transient);
+    await expect(
+      failFastOnBadInput(async () => Promise.reject(transient), { programmingErrors: true }),
+    ).rejects.toBe(transient);
   });
 
   it('lets errors a retry can fix through unchanged', async () => {
