@@ -326,7 +326,6 @@ async function runQa(options: QaOptions): Promise<void> {
     retrieval: { ...defaultEpisodeSettings.retrieval, scorer: options.scorer },
     ...(options.policyVersion === undefined ? {} : { policyVersion: options.policyVersion }),
   };
-  await ensureTemporal(config, options.ui);
   const store = createBlobStore(config.storage);
   if (
     options.policyVersion !== undefined &&
@@ -338,6 +337,7 @@ async function runQa(options: QaOptions): Promise<void> {
       1,
     );
   }
+  await ensureTemporal(config, options.ui);
   let client: Client | undefined;
   let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
   const interrupts = watchInterrupts();
