@@ -44,6 +44,20 @@ export interface TrainerEngine {
   dispose(): Promise<void>;
 }
 
+/** Block lengths are multiples of this (fewer distinct shapes, so fewer sessions to build). */
+export const BLOCK_LENGTH_STEP = 32;
+
+/**
+ * The padded block a micro-batch of `rows` sequences, the longest `longest` tokens, is run as: rows rounded up to
+ * a power of two, length up to a multiple of BLOCK_LENGTH_STEP. Engines pad this way; the planner budgets by it.
+ */
+export function paddedBlock(rows: number, longest: number): { rows: number; length: number } {
+  return {
+    rows: 2 ** Math.ceil(Math.log2(Math.max(1, rows))),
+    length: Math.ceil(longest / BLOCK_LENGTH_STEP) * BLOCK_LENGTH_STEP,
+  };
+}
+
 export function lossTokenCount(sequences: readonly LossSequence[]): number {
   let count = 0;
   for (const sequence of sequences) count += sequence.tokens.length - sequence.lossStart;

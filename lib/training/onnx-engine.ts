@@ -3,7 +3,7 @@
  * autodiff module, run by ONNX Runtime on the same execution providers as inference.
  *
  * Sequences are right-padded into a [rows, length] block; a session is built per block shape (length rounded
- * up to a multiple of LENGTH_STEP, rows to a power of two) and kept in a small LRU cache, since ONNX Runtime
+ * and rows padded as `paddedBlock` says) and kept in a small LRU cache, since ONNX Runtime
  * plans memory best for fixed shapes. Rows added for padding hold no tokens and no loss.
  */
 import { InferenceSession, Tensor } from 'onnxruntime-node';
@@ -12,13 +12,17 @@ import { createSession, type RuntimeOptions } from '../model/session';
 import type { DecoderSpec } from '../model/onnx-builder';
 import { qwen2TensorSpecs } from '../model/qwen2-weights';
 import { TrainingInputError } from './errors';
-import { lossTokenCount, type LossSequence, type TokenLogProbs, type TrainerEngine } from './engine';
+import {
+  lossTokenCount,
+  paddedBlock,
+  type LossSequence,
+  type TokenLogProbs,
+  type TrainerEngine,
+} from './engine';
 import { addEmbeddingRows, buildQwen2TrainingGraph, TRAINING_GRAPH_NAMES as N } from './qwen2-graph';
 
 const EMBEDDING = 'model.embed_tokens.weight';
 
-/** Block lengths are multiples of this (fewer distinct shapes, so fewer sessions to build). */
-export const LENGTH_STEP = 32;
 const SESSION_CACHE_SIZE = 8;
 
 export interface OnnxEngineOptions {
@@ -38,9 +42,6 @@ interface Block {
   feeds: Record<string, Tensor>;
   lossTokens: number;
 }
-
-const roundUp = (value: number, step: number): number => Math.ceil(value / step) * step;
-const nextPowerOfTwo = (value: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, value)));
 
 export class OnnxTrainerEngine implements TrainerEngine {
   readonly parameterNames: readonly string[];
@@ -168,8 +169,7 @@ export class OnnxTrainerEngine implements TrainerEngine {
         `a training sequence has ${longest} tokens; the model takes at most ${limit}`,
       );
     }
-    const length = roundUp(longest, LENGTH_STEP);
-    const rows = nextPowerOfTwo(sequences.length);
+    const { rows, length } = paddedBlock(sequences.length, longest);
     const vocabulary = this.options.usableVocabularySize;
     const lossTokens = lossTokenCount(sequences);
     const ids = new BigInt64Array(rows * length).fill(BigInt(this.options.padTokenId));

@@ -11,7 +11,7 @@
  * batch and settings the result is bit-identical, so a retried update reaches the same weights.
  */
 import type { TrainingBatch, TrainingSequence } from './batch';
-import { lossTokenCount, zeroGradients, type LossSequence, type TrainerEngine } from './engine';
+import { lossTokenCount, paddedBlock, zeroGradients, type LossSequence, type TrainerEngine } from './engine';
 import { TrainingInputError } from './errors';
 import { defaultGrpoLossSettings, grpoTokenLoss, supervisedTokenLoss, type GrpoLossSettings } from './loss';
 import { adamWStep, type AdamWSettings, type AdamWState } from './optimizer';
@@ -78,27 +78,23 @@ export function toLossSequence(sequence: TrainingSequence): LossSequence {
 }
 
 /**
- * Splits `order` (indices into `lengths`) into micro-batches: longest first, each a block whose rows (rounded
- * up to a power of two) × longest length (rounded up to `lengthStep`) stays within `tokenBudget`. A sequence
- * longer than the budget runs alone.
+ * Splits `order` (indices into `lengths`) into micro-batches: longest first, each one's padded block
+ * (`paddedBlock`) within `tokenBudget` tokens. A sequence longer than the budget runs alone.
  */
 export function planMicroBatches(
   order: readonly number[],
   lengths: readonly number[],
   tokenBudget: number,
-  lengthStep = 32,
 ): number[][] {
   const sorted = [...order].sort((a, b) => lengths[b] - lengths[a] || a - b);
   const plans: number[][] = [];
   let current: number[] = [];
-  let blockLength = 0;
   for (const index of sorted) {
-    if (current.length === 0) blockLength = Math.ceil(lengths[index] / lengthStep) * lengthStep;
-    const rows = 2 ** Math.ceil(Math.log2(current.length + 1));
-    if (current.length > 0 && rows * blockLength > tokenBudget) {
+    // Sorted longest first: the block's length is its first sequence's.
+    const block = current.length === 0 ? null : paddedBlock(current.length + 1, lengths[current[0]]);
+    if (block !== null && block.rows * block.length > tokenBudget) {
       plans.push(current);
       current = [];
-      blockLength = Math.ceil(lengths[index] / lengthStep) * lengthStep;
     }
     current.push(index);
   }
