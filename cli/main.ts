@@ -398,15 +398,18 @@ async function runQa(options: QaOptions): Promise<void> {
       if ('signal' in outcome) {
         interrupted = true;
         const where = config.temporal.address;
-        throw new CliExit(
-          [
-            `interrupted (${outcome.signal}): ${options.worker ? "this command's worker is stopping; " : ''}batch ${runId} keeps running on the Temporal server at ${where}, served by any worker on its task queues`,
-            `  follow it: npm run rememr1 -- status ${runId}    (UI: ${workflowUiLink(config, workflowId)})`,
-            `  cancel it: npm run rememr1 -- cancel ${runId}`,
-            `  resume it here: run the same qa command again (finished episodes are kept)`,
-          ].join('\n'),
-          signalExitCode(outcome.signal),
+        // Said before the worker is stopped: a second signal during the stop exits at once, and the user must
+        // still learn that the batch goes on and how to reach it.
+        console.error(
+          'rememr1: ' +
+            [
+              `interrupted (${outcome.signal}): ${options.worker ? "this command's worker is stopping; " : ''}batch ${runId} keeps running on the Temporal server at ${where}, served by any worker on its task queues`,
+              `  follow it: npm run rememr1 -- status ${runId}    (UI: ${workflowUiLink(config, workflowId)})`,
+              `  cancel it: npm run rememr1 -- cancel ${runId}`,
+              `  resume it here: run the same qa command again (finished episodes are kept)`,
+            ].join('\n'),
         );
+        throw new CliExit('', signalExitCode(outcome.signal));
       }
       summary = outcome.summary;
     } catch (error) {
@@ -623,7 +626,8 @@ export async function main(argv: string[]): Promise<void> {
 /** Runs the CLI and turns an error into its message and exit code 1 (no stack trace for user errors). */
 export function runCli(argv: string[]): void {
   main(argv).catch((error: Error) => {
-    console.error(`rememr1: ${error.message}`);
+    // An empty message: the command already said why it ends.
+    if (error.message !== '') console.error(`rememr1: ${error.message}`);
     process.exit(error instanceof CliExit ? error.exitCode : 1);
   });
 }

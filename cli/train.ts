@@ -489,14 +489,16 @@ async function runTraining(options: RunCommandOptions, mode: TrainingRunInput['m
       const outcome = await followTraining(handle, store, runId, interrupts.signal);
       if ('signal' in outcome) {
         interrupted = true;
-        throw new CliExit(
-          [
-            `interrupted (${outcome.signal}): this command's worker is stopping; training run ${runId} keeps running on the Temporal server at ${config.temporal.address}, served by any worker on its task queues`,
-            `  pause or stop it: npm run rememr1 -- train-control ${runId} pause|stop    (UI: ${workflowUiLink(config, workflowId)})`,
-            `  resume it here: run the same command again (finished steps are kept)`,
-          ].join('\n'),
-          signalExitCode(outcome.signal),
+        // Said before the worker is stopped, as `qa` does: a second signal during the stop exits at once.
+        console.error(
+          'rememr1: ' +
+            [
+              `interrupted (${outcome.signal}): this command's worker is stopping; training run ${runId} keeps running on the Temporal server at ${config.temporal.address}, served by any worker on its task queues`,
+              `  pause or stop it: npm run rememr1 -- train-control ${runId} pause|stop    (UI: ${workflowUiLink(config, workflowId)})`,
+              `  resume it here: run the same command again (finished steps are kept)`,
+            ].join('\n'),
         );
+        throw new CliExit('', signalExitCode(outcome.signal));
       }
       progress = outcome.progress;
     } catch (error) {
