@@ -5,7 +5,7 @@
  *
  *   npx tsx scripts/build-model.ts [--out models/rememr1-tiny]
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import * as path from 'node:path';
 import { COMMON_ENGLISH_WORDS } from '../lib/model/english-words';
 import { writeModelFolder } from '../lib/model/model-folder-builder';
@@ -63,22 +63,70 @@ function pretokenCounts(): Map<string, number> {
   return counts;
 }
 
-export async function buildTinyModel(folder: string): Promise<{ parameters: number; tokenizerSize: number }> {
+/** The decoder's size; the rest of the shape (vocabulary, head width, norms, RoPE) is the tiny model's. */
+export interface DecoderSize {
+  hiddenSize: number;
+  intermediateSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  numKeyValueHeads: number;
+}
+
+/**
+ * Writes a model folder with the bundled tokenizer and seeded random weights. The default size and seed
+ * give the tiny model; a larger size is the untrained start of a model trained by the project.
+ */
+export async function buildTinyModel(
+  folder: string,
+  size: DecoderSize = TINY_SHAPE,
+  seed: string = TINY_MODEL_SEED,
+): Promise<{ parameters: number; tokenizerSize: number }> {
   const tokenizer = buildByteLevelTokenizer({
     pretokenCounts: pretokenCounts(),
     vocabularySize: TINY_VOCABULARY_SIZE,
   });
-  await writeModelFolder(folder, { shape: TINY_SHAPE, tokenizer, seed: TINY_MODEL_SEED });
-  return { parameters: parameterCount(TINY_SHAPE), tokenizerSize: tokenizer.vocabularySize };
+  const shape = { ...TINY_SHAPE, ...size };
+  await writeModelFolder(folder, { shape, tokenizer, seed });
+  return { parameters: parameterCount(shape), tokenizerSize: tokenizer.vocabularySize };
+}
+
+function sizeArgument(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  return parsed;
 }
 
 if (require.main === module) {
   const program = new Command()
     .description('Build the bundled model folder (deterministic)')
     .option('--out <folder>', 'output folder', path.join(__dirname, '..', 'models', 'rememr1-tiny'))
+    .option('--hidden <n>', 'hidden size (head width stays 32)', sizeArgument, TINY_SHAPE.hiddenSize)
+    .option('--intermediate <n>', 'MLP width', sizeArgument, TINY_SHAPE.intermediateSize)
+    .option('--layers <n>', 'decoder layers', sizeArgument, TINY_SHAPE.numHiddenLayers)
+    .option('--kv-heads <n>', 'key/value heads', sizeArgument, TINY_SHAPE.numKeyValueHeads)
+    .option('--seed <text>', 'weight seed', TINY_MODEL_SEED)
     .parse();
-  const { out } = program.opts<{ out: string }>();
-  buildTinyModel(out).then(
+  const options = program.opts<{
+    out: string;
+    hidden: number;
+    intermediate: number;
+    layers: number;
+    kvHeads: number;
+    seed: string;
+  }>();
+  const { out } = options;
+  if (options.hidden % TINY_SHAPE.headDim !== 0) {
+    console.error(`--hidden must be a multiple of the head width ${TINY_SHAPE.headDim}, got ${options.hidden}`);
+    process.exit(1);
+  }
+  const size: DecoderSize = {
+    hiddenSize: options.hidden,
+    intermediateSize: options.intermediate,
+    numHiddenLayers: options.layers,
+    numAttentionHeads: options.hidden / TINY_SHAPE.headDim,
+    numKeyValueHeads: options.kvHeads,
+  };
+  buildTinyModel(out, size, options.seed).then(
     ({ parameters, tokenizerSize }) =>
       console.log(`wrote ${out}: ${parameters} parameters, ${tokenizerSize} tokenizer ids`),
     (error: unknown) => {
