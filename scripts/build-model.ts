@@ -92,7 +92,8 @@ export async function buildTinyModel(
 
 function sizeArgument(value: string): number {
   const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  if (!Number.isInteger(parsed) || parsed < 1)
+    throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
   return parsed;
 }
 
@@ -116,7 +117,9 @@ if (require.main === module) {
   }>();
   const { out } = options;
   if (options.hidden % TINY_SHAPE.headDim !== 0) {
-    console.error(`--hidden must be a multiple of the head width ${TINY_SHAPE.headDim}, got ${options.hidden}`);
+    console.error(
+      `--hidden must be a multiple of the head width ${TINY_SHAPE.headDim}, got ${options.hidden}`,
+    );
     process.exit(1);
   }
   const size: DecoderSize = {

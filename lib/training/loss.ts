@@ -181,6 +181,17 @@ export interface SupervisedLossStats {
   meanNll: number;
 }
 
+/**
+ * The cross-entropy's gradient w.r.t. log π: dL/dlogp = −mask / tokenCount. It does not depend on π, so a
+ * supervised update needs no forward pass before its backward pass.
+ */
+export function supervisedLogProbGradient(mask: ArrayLike<number>, tokenCount?: number): Float32Array {
+  const denominator = tokenCountOf(tokenCount, countMask(mask));
+  const dLogProbs = new Float32Array(mask.length);
+  for (let i = 0; i < mask.length; i++) if (mask[i] !== 0) dLogProbs[i] = -1 / denominator;
+  return dLogProbs;
+}
+
 /** Cross-entropy on the given tokens: L = −Σ mask·logp / tokenCount, dL/dlogp = −mask / tokenCount. */
 export function supervisedTokenLoss(
   input: SupervisedLossInput,
@@ -190,7 +201,7 @@ export function supervisedTokenLoss(
   const n = checkLengths({ logProbs, mask });
   const tokens = countMask(mask);
   const denominator = tokenCountOf(settings.tokenCount, tokens);
-  const dLogProbs = new Float32Array(n);
+  const dLogProbs = supervisedLogProbGradient(mask, settings.tokenCount);
   let total = 0;
   for (let i = 0; i < n; i++) {
     if (mask[i] === 0) continue;
@@ -198,7 +209,6 @@ export function supervisedTokenLoss(
       throw new TrainingInputError(`token ${i} has a non-finite log-probability ${logProbs[i]}`);
     }
     total -= logProbs[i];
-    dLogProbs[i] = -1 / denominator;
   }
   return {
     loss: tokens === 0 ? 0 : total / denominator,

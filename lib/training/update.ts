@@ -11,9 +11,22 @@
  * batch and settings the result is bit-identical, so a retried update reaches the same weights.
  */
 import type { TrainingBatch, TrainingSequence } from './batch';
-import { lossTokenCount, paddedBlock, zeroGradients, type LossSequence, type TrainerEngine } from './engine';
+import {
+  lossTokenCount,
+  paddedBlock,
+  zeroGradients,
+  type LossSequence,
+  type TokenLogProbs,
+  type TrainerEngine,
+} from './engine';
 import { TrainingInputError } from './errors';
-import { defaultGrpoLossSettings, grpoTokenLoss, supervisedTokenLoss, type GrpoLossSettings } from './loss';
+import {
+  defaultGrpoLossSettings,
+  grpoTokenLoss,
+  supervisedLogProbGradient,
+  supervisedTokenLoss,
+  type GrpoLossSettings,
+} from './loss';
 import { adamWStep, type AdamWSettings, type AdamWState } from './optimizer';
 import { shuffledOrder } from './shuffle';
 
@@ -161,12 +174,14 @@ export async function runUpdate(
     for (const plan of plans) {
       const micro = plan.map((i) => sequences[i]);
       const count = lossTokenCount(micro);
-      const current = await engine.logProbs(micro);
       const mask = new Float32Array(count).fill(1);
-      let loss;
+      let current: TokenLogProbs;
       if (settings.mode === 'sft') {
-        loss = supervisedTokenLoss({ logProbs: current.logProbs, mask }, { tokenCount });
+        // The gradient w.r.t. log π does not depend on π: one forward + backward pass gives it and the loss.
+        current = await engine.accumulateGradients(micro, supervisedLogProbGradient(mask, tokenCount), grads);
+        totals.loss += supervisedTokenLoss({ logProbs: current.logProbs, mask }, { tokenCount }).loss;
       } else {
+        current = await engine.logProbs(micro);
         const old = new Float32Array(count);
         const advantages = new Float32Array(count);
         let k = 0;
@@ -177,7 +192,7 @@ export async function runUpdate(
           k += source.responseIds.length;
         }
         const reference = klCoef > 0 ? await hooks.referenceLogProbs!(micro) : null;
-        loss = grpoTokenLoss(
+        const loss = grpoTokenLoss(
           { logProbs: current.logProbs, oldLogProbs: old, refLogProbs: reference, advantages, mask },
           { ...settings.loss, klCoef, tokenCount },
         );
@@ -188,13 +203,13 @@ export async function runUpdate(
         totals.kl += loss.stats.meanKl * share;
         totals.approxKl += loss.stats.approxKl * share;
         totals.ratio += loss.stats.meanRatio * share;
+        totals.loss += loss.loss;
+        await engine.accumulateGradients(micro, loss.dLogProbs, grads);
       }
-      totals.loss += loss.loss;
       for (let t = 0; t < count; t++) {
         totals.entropy += current.entropy[t] / tokenCount;
         totals.logProb += current.logProbs[t] / tokenCount;
       }
-      await engine.accumulateGradients(micro, loss.dLogProbs, grads);
     }
     const step = adamWStep(engine.weights, grads, optimizer, settings.optimizer);
     const result: MiniBatchMetrics = {
