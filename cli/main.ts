@@ -43,6 +43,7 @@ import { registerBenchDataCommand } from './bench-data';
 import { answersTable, summaryTable } from './render';
 import { registerReportCommand } from './report';
 import { registerScheduleCommands } from './schedule';
+import { registerReplicationCommand } from './replication';
 import { registerTracesCommand } from './traces';
 import { registerTrainingCommands } from './train';
 
@@ -619,6 +620,7 @@ export async function main(argv: string[]): Promise<void> {
   registerScheduleCommands(program);
   registerBenchDataCommand(program);
   registerTracesCommand(program);
+  registerReplicationCommand(program);
 
   await program.parseAsync(argv);
 }

@@ -133,7 +133,7 @@ export class EpisodeSteps {
     const parsed = parseMemoryTurn(generated.text, settings.mode, previousMemory);
     const recallQuery = settings.mode === 'rememr1' ? parsed.recallQuery : null;
     const recalled =
-      recallQuery === null
+      recallQuery === null || settings.callback === false
         ? []
         : (await this.historyBefore(ref, step)).recallForStep(step, recallQuery, settings.retrieval);
     const record: MemoryStepRecord = {

@@ -21,6 +21,11 @@ export interface EpisodeSettings {
   /** Base seed; every model call derives its own from (seed, episode id, step). */
   seed: number;
   retrieval: { scorer: RetrievalScorer; topK: number; minScore: number };
+  /**
+   * `false` switches the callback off (an ablation): the model's `<recall>` queries are recorded but
+   * answered with nothing, so it sees "Nothing recalled." at every step. Absent = on in `rememr1` mode.
+   */
+  callback?: boolean;
   /** Prompt templates (JSON text as accepted by the agent core); empty = the built-in ones. */
   promptTemplates?: string;
   /**

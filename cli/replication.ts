@@ -1,0 +1,258 @@
+/**
+ * `rememr1 replication [--spec FILE] [--out DIR]`: the small-scale replication table. Generates the spec's
+ * benchmark split, evaluates every variant (rule agents, trained models, ablations) through the real episode
+ * steps in this process, once per evaluation seed, and writes `{out}/table.md`, `{out}/accuracy.svg` and
+ * each run's scores under `{out}/results/`.
+ *
+ * A variant's scores are kept with the digest of everything that produced them (benchmark, episode
+ * settings, variant, seed, the model's weights), and reused while that digest holds; the episodes of an
+ * interrupted evaluation are kept under the local folder and read back when it runs again.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SingleBar } from 'cli-progress';
+import type { Command } from 'commander';
+import type { QaRow } from '../lib/data/dataset';
+import { generateSplits } from '../lib/data/distant-evidence';
+import { evaluateLocally } from '../lib/episode/evaluate';
+import { BUNDLED_MODEL_FOLDER, loadConfiguredPolicy } from '../lib/episode/rule-policy';
+import { scoresByLength, type LengthScores } from '../lib/episode/rule-traces';
+import { defaultEpisodeSettings, type EpisodeSettings } from '../lib/episode/types';
+import { loadModelFolder, type Policy } from '../lib/model';
+import {
+  benchmarkSpecOf,
+  parseReplicationSpec,
+  type ReplicationSpec,
+  type ReplicationVariant,
+} from '../lib/replication/spec';
+import {
+  replicationChart,
+  replicationMarkdown,
+  summarizeVariant,
+  type VariantRun,
+} from '../lib/replication/table';
+import { createBlobStore } from '../lib/storage';
+import { fetchPolicyVersion } from '../lib/training/policy-versions';
+import { loadConfig, type RememConfig } from '../temporal.config';
+import { policyOptions } from '../workers/worker';
+import { CliExit } from './main';
+
+const PROJECT_ROOT = path.join(__dirname, '..');
+/** The metric the table's figures use (lib/agent/metrics.ts). */
+const METRIC_NAME = 'project normalisation';
+
+interface ReplicationOptions {
+  spec: string;
+  out: string;
+  only?: string;
+}
+
+interface ResultFile {
+  key: string;
+  variant: ReplicationVariant;
+  seed: number;
+  metric: string;
+  seconds: number;
+  byLength: LengthScores[];
+}
+
+function sha256(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** A loaded variant policy and the digest of what defines it (the weights, or the rule's name). */
+async function resolvePolicy(
+  variant: ReplicationVariant,
+  config: RememConfig,
+): Promise<{ policy: Policy; digest: string }> {
+  if (variant.policy.startsWith('rule:'))
+    return { policy: await loadConfiguredPolicy(variant.policy), digest: variant.policy };
+  let folder: string;
+  if (variant.policy.startsWith('version:')) {
+    const store = createBlobStore(config.storage);
+    try {
+      folder = (
+        await fetchPolicyVersion(
+          store,
+          variant.policy.slice('version:'.length),
+          path.join(config.localDir, 'policy-versions'),
+        )
+      ).folder;
+    } finally {
+      await store.close();
+    }
+  } else {
+    folder = path.resolve(PROJECT_ROOT, variant.policy);
+  }
+  const weights = path.join(folder, 'model.safetensors');
+  if (!fs.existsSync(weights))
+    throw new CliExit(
+      `variant ${variant.id}: ${variant.policy} has no model.safetensors (is it a model folder?)`,
+      2,
+    );
+  const policy = await loadConfiguredPolicy(folder, policyOptions(config.model));
+  return { policy, digest: sha256(fs.readFileSync(weights)) };
+}
+
+function episodeSettings(spec: ReplicationSpec, variant: ReplicationVariant, seed: number): EpisodeSettings {
+  return {
+    ...defaultEpisodeSettings,
+    mode: variant.mode,
+    chunkTokens: spec.benchmark.chunkTokens,
+    memoryMaxNewTokens: spec.episode.memoryTokens,
+    answerMaxNewTokens: spec.episode.answerTokens,
+    temperature: spec.episode.temperature,
+    topP: spec.episode.topP,
+    seed,
+    ...(variant.callback ? {} : { callback: false }),
+  };
+}
+
+async function benchmarkRows(spec: ReplicationSpec): Promise<QaRow[]> {
+  const { tokenizer } = await loadModelFolder(BUNDLED_MODEL_FOLDER);
+  const splits = generateSplits(benchmarkSpecOf(spec), (text) => tokenizer.encodePlain(text).length);
+  return splits[spec.benchmark.split].map((row, rowIndex) => ({
+    rowIndex,
+    id: row.id,
+    question: row.question,
+    context: row.context,
+    answers: row.answers,
+  }));
+}
+
+async function evaluateVariant(
+  spec: ReplicationSpec,
+  variant: ReplicationVariant,
+  rows: readonly QaRow[],
+  out: string,
+  config: RememConfig,
+): Promise<VariantRun[]> {
+  const { policy, digest } = await resolvePolicy(variant, config);
+  const rule = variant.policy.startsWith('rule:');
+  // A rule agent ignores the sampling seed: one run stands for all.
+  const seeds = rule ? spec.seeds.slice(0, 1) : spec.seeds;
+  const runs: VariantRun[] = [];
+  try {
+    for (const seed of seeds) {
+      const settings = episodeSettings(spec, variant, seed);
+      const key = sha256(
+        JSON.stringify({
+          benchmark: spec.benchmark,
+          settings,
+          policy: variant.policy,
+          digest,
+          metric: METRIC_NAME,
+        }),
+      );
+      const file = path.join(out, 'results', `${variant.id}.seed${seed}.json`);
+      if (fs.existsSync(file)) {
+        const cached = JSON.parse(fs.readFileSync(file, 'utf8')) as ResultFile;
+        if (cached.key === key) {
+          console.log(`${variant.label}, seed ${seed}: kept (${path.relative(process.cwd(), file)})`);
+          runs.push({ seed, byLength: cached.byLength });
+          continue;
+        }
+      }
+      const store = createBlobStore({
+        kind: 'fs',
+        root: path.join(config.localDir, 'replication', key.slice(0, 16)),
+      });
+      const bar = new SingleBar({
+        format: `${variant.label}, seed ${seed} [{bar}] {value}/{total} episodes | {duration_formatted} | ETA {eta_formatted}`,
+        etaBuffer: 32,
+      });
+      const started = performance.now();
+      bar.start(rows.length, 0);
+      let results;
+      try {
+        results = await evaluateLocally(rows, {
+          policy,
+          store,
+          runId: 'replication',
+          settings,
+          concurrency: spec.concurrency,
+          onEpisode: () => bar.increment(),
+        });
+      } finally {
+        bar.stop();
+        await store.close();
+      }
+      const byLength = scoresByLength(results);
+      const result: ResultFile = {
+        key,
+        variant,
+        seed,
+        metric: METRIC_NAME,
+        seconds: Math.round((performance.now() - started) / 1000),
+        byLength,
+      };
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+      runs.push({ seed, byLength });
+    }
+  } finally {
+    await policy.dispose();
+  }
+  return runs;
+}
+
+async function replication(options: ReplicationOptions): Promise<void> {
+  if (!fs.existsSync(options.spec)) throw new CliExit(`replication spec ${options.spec} does not exist`, 2);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(options.spec, 'utf8'));
+  } catch (error) {
+    throw new CliExit(`${options.spec} is not JSON: ${(error as Error).message}`, 2);
+  }
+  let spec: ReplicationSpec;
+  try {
+    spec = parseReplicationSpec(raw, options.spec);
+  } catch (error) {
+    throw new CliExit((error as Error).message, 2);
+  }
+  const only = options.only?.split(',').map((id) => id.trim());
+  const unknown = only?.filter((id) => !spec.variants.some((variant) => variant.id === id)) ?? [];
+  if (unknown.length > 0)
+    throw new CliExit(`--only names variants the spec does not have: ${unknown.join(', ')}`, 2);
+  const config = loadConfig();
+  const rows = await benchmarkRows(spec);
+  console.log(
+    `${rows.length} ${spec.benchmark.split} questions at ${spec.benchmark.chunks.join(', ')} chunks of ${spec.benchmark.chunkTokens} tokens`,
+  );
+  const summaries = [];
+  for (const variant of spec.variants) {
+    if (only !== undefined && !only.includes(variant.id)) continue;
+    summaries.push(
+      summarizeVariant(
+        variant.id,
+        variant.label,
+        await evaluateVariant(spec, variant, rows, options.out, config),
+      ),
+    );
+  }
+  fs.mkdirSync(options.out, { recursive: true });
+  const table = replicationMarkdown(summaries, METRIC_NAME);
+  fs.writeFileSync(path.join(options.out, 'table.md'), table);
+  fs.writeFileSync(
+    path.join(options.out, 'accuracy.svg'),
+    replicationChart(summaries, 'Exact match against document length'),
+  );
+  console.log(`\n${table}`);
+  console.log(`wrote ${path.join(options.out, 'table.md')} and ${path.join(options.out, 'accuracy.svg')}`);
+}
+
+export function registerReplicationCommand(program: Command): void {
+  program
+    .command('replication')
+    .description(
+      "evaluate the replication spec's agents on its benchmark; write the table (Markdown) and the accuracy plot (SVG)",
+    )
+    .option('--spec <file>', 'replication spec (JSON)', path.join('docs', 'replication', 'spec.json'))
+    .option('--out <dir>', 'folder for table.md, accuracy.svg and results/', path.join('docs', 'replication'))
+    .option(
+      '--only <ids>',
+      'evaluate only these variants (comma-separated ids); the table then has only them',
+    )
+    .action((options: ReplicationOptions) => replication(options));
+}

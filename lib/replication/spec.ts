@@ -1,0 +1,110 @@
+/**
+ * The small-scale replication's specification (ARCHITECTURE.md §7): which benchmark, how episodes read it,
+ * which evaluation seeds, and the agents compared. A committed JSON file; `rememr1 replication` evaluates it.
+ */
+import { z } from 'zod';
+import type { BenchmarkSpec } from '../data/distant-evidence';
+
+export const REPLICATION_SPEC_FORMAT = 'rememr1-replication/1';
+
+const positive = z.number().int().positive();
+
+const variantSchema = z
+  .object({
+    /** File-name-safe id; results are cached under it. */
+    id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'variant ids use a-z, 0-9 and -'),
+    /** The row label in the table. */
+    label: z.string().min(1),
+    /**
+     * `rule:forward` / `rule:callback[:words]`, a model folder (relative to the repository), or
+     * `version:NAME` (an exported policy version in the configured blob store).
+     */
+    policy: z.string().min(1),
+    mode: z.enum(['rememr1', 'memagent']).default('rememr1'),
+    /** false: the model's `<recall>` queries are answered with nothing (the callback ablation). */
+    callback: z.boolean().default(true),
+  })
+  .strict();
+
+export const replicationSpecSchema = z
+  .object({
+    format: z.literal(REPLICATION_SPEC_FORMAT),
+    benchmark: z
+      .object({
+        seed: positive,
+        /** Test questions per document length. */
+        questions: positive,
+        chunks: z.array(positive).min(1),
+        chunkTokens: positive,
+        hops: z.array(positive).min(1),
+        order: z.enum(['forward', 'reverse', 'random']),
+        minEvidenceGap: z.number().int().nonnegative(),
+        distractorsPerChunk: z.number().int().nonnegative(),
+        distractorSimilarity: z.number().min(0).max(1),
+        vocabulary: z.enum(['words', 'syllables']),
+        /** The split the rows come from (`test` for the table). */
+        split: z.string().regex(/^[a-z0-9-]+$/),
+      })
+      .strict(),
+    episode: z
+      .object({
+        memoryTokens: positive,
+        answerTokens: positive,
+        temperature: z.number().positive(),
+        topP: z.number().positive().max(1),
+      })
+      .strict(),
+    /** Evaluation seeds: sampled agents run once per seed; the table gives the mean and the range. */
+    seeds: z.array(positive).min(1),
+    /** Episodes in flight at once. */
+    concurrency: positive.default(8),
+    variants: z.array(variantSchema).min(1),
+  })
+  .strict()
+  .superRefine((spec, context) => {
+    const ids = spec.variants.map((variant) => variant.id);
+    const repeated = ids.find((id, index) => ids.indexOf(id) !== index);
+    if (repeated !== undefined)
+      context.addIssue({ code: 'custom', message: `variant id "${repeated}" appears twice` });
+  });
+
+export type ReplicationSpec = z.infer<typeof replicationSpecSchema>;
+export type ReplicationVariant = ReplicationSpec['variants'][number];
+
+/** The spec's benchmark as the generator takes it (one split). */
+export function benchmarkSpecOf(spec: ReplicationSpec): BenchmarkSpec {
+  const {
+    seed,
+    chunkTokens,
+    hops,
+    order,
+    minEvidenceGap,
+    distractorsPerChunk,
+    distractorSimilarity,
+    vocabulary,
+  } = spec.benchmark;
+  return {
+    options: {
+      seed,
+      chunkTokens,
+      hops,
+      order,
+      minEvidenceGap,
+      distractorsPerChunk,
+      distractorSimilarity,
+      vocabulary,
+    },
+    splits: {
+      [spec.benchmark.split]: { questions: spec.benchmark.questions, chunks: spec.benchmark.chunks },
+    },
+  };
+}
+
+/** A parsed spec, or one line naming the first problem. */
+export function parseReplicationSpec(value: unknown, source: string): ReplicationSpec {
+  const parsed = replicationSpecSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const where = issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+  throw new Error(`${source}: not a replication spec${where}: ${issue.message}`);
+}
