@@ -83,12 +83,24 @@ export async function failFastOnBadInput<T>(
   }
 }
 
-/** Heartbeats every few seconds while `work` runs, so a dead worker is noticed after the heartbeat timeout. */
-export async function withHeartbeat<T>(work: () => Promise<T>, intervalMs = 2000): Promise<T> {
+/**
+ * Heartbeats every few seconds while `work` runs, so a dead worker is noticed after the heartbeat timeout.
+ * `work` may report its progress through `beat`; the periodic heartbeats repeat the last report, so the
+ * Temporal UI keeps showing it.
+ */
+export async function withHeartbeat<T>(
+  work: (beat: (details: unknown) => void) => Promise<T>,
+  intervalMs = 2000,
+): Promise<T> {
   const context = Context.current();
-  const timer = setInterval(() => context.heartbeat(), intervalMs);
+  let last: unknown = undefined;
+  const timer = setInterval(() => context.heartbeat(last), intervalMs);
+  const beat = (details: unknown): void => {
+    last = details;
+    context.heartbeat(details);
+  };
   try {
-    return await work();
+    return await work(beat);
   } finally {
     clearInterval(timer);
   }

@@ -11,7 +11,6 @@
  */
 import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { Context } from '@temporalio/activity';
 import { loadModelFolder } from '../lib/model/folder';
 import type { ModelConfig } from '../lib/model/config';
 import type { RuntimeOptions } from '../lib/model/session';
@@ -207,7 +206,7 @@ export function createTrainerActivities(deps: TrainerActivityDeps) {
   };
 
   async function policyUpdate(input: PolicyUpdateInput): Promise<PolicyUpdateResult> {
-    return withHeartbeat(() =>
+    return withHeartbeat((beat) =>
       failFastOnBadInput(async () => {
         const { run, step } = input;
         if (!Number.isInteger(step) || step < 1)
@@ -245,10 +244,16 @@ export function createTrainerActivities(deps: TrainerActivityDeps) {
           const engine = engineFor(base, startWeights);
           timing.load = seconds(start);
           start = performance.now();
-          const context = Context.current();
           const metrics = await runUpdate(engine, optimizer, batch, input.settings, {
             referenceLogProbs: async (micro) => (await engine.logProbs(micro, base.weights)).logProbs,
-            onMiniBatch: (m) => context.heartbeat({ step, miniBatch: m.miniBatch }),
+            onMiniBatch: (m) =>
+              beat({
+                step,
+                miniBatch: m.miniBatch + 1,
+                miniBatches: input.settings.miniBatches,
+                loss: m.loss,
+                seconds: Math.round((performance.now() - start) / 1000),
+              }),
           });
           summary = summarizeUpdate(metrics);
           timing.update = seconds(start);
