@@ -47,7 +47,7 @@ import { registerReplicationCommand } from './replication';
 import { registerTracesCommand } from './traces';
 import { registerTrainingCommands } from './train';
 
-const DEFAULT_DATASET = path.join(projectRoot, 'examples', 'synthetic-mini.jsonl');
+const DEFAULT_DATASET = path.join(projectRoot, 'examples', 'distant-evidence-mini.jsonl');
 
 export function positiveInt(value: string): number {
   const parsed = Number(value);

@@ -1,12 +1,41 @@
 /**
- * Writes the bundled example dataset, examples/synthetic-mini.jsonl: a few seeded two-hop questions over
- * documents of a few thousand characters (`npx tsx scripts/make-example-dataset.ts`; same bytes every time).
+ * Writes the bundled example dataset, examples/distant-evidence-mini.jsonl: a few questions of the
+ * distant-evidence benchmark (lib/data/distant-evidence.ts) that the bundled model was trained on, at 4 and 8
+ * chunks of 128 tokens, from a seed of their own (not the benchmark's splits). Same bytes every time:
+ *
+ *   npx tsx scripts/make-example-dataset.ts
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { generateSyntheticRows, toJsonLines } from '../lib/data/synthetic';
+import { distantEvidenceJsonLines, generateSplits } from '../lib/data/distant-evidence';
+import { loadModelFolder } from '../lib/model';
+import { BUNDLED_MODEL_FOLDER } from '../lib/episode/rule-policy';
 
-const rows = generateSyntheticRows({ seed: 2025, questions: 6, documentsPerQuestion: 16, hops: 2, wordsPerDocument: 50, minEvidenceGap: 4 });
-const file = path.join(__dirname, '..', 'examples', 'synthetic-mini.jsonl');
-fs.writeFileSync(file, toJsonLines(rows));
-console.log(`wrote ${rows.length} rows to ${path.relative(process.cwd(), file)}`);
+export const EXAMPLE_DATASET = path.join(__dirname, '..', 'examples', 'distant-evidence-mini.jsonl');
+
+async function main(): Promise<void> {
+  const { tokenizer } = await loadModelFolder(BUNDLED_MODEL_FOLDER);
+  const rows = generateSplits(
+    {
+      options: {
+        seed: 2025,
+        chunkTokens: 128,
+        hops: [2],
+        order: 'random',
+        minEvidenceGap: 1,
+        distractorsPerChunk: 3,
+        distractorSimilarity: 0,
+        vocabulary: 'words',
+      },
+      splits: { example: { questions: 6, chunks: [4, 8] } },
+    },
+    (text) => tokenizer.encodePlain(text).length,
+  ).example;
+  fs.writeFileSync(EXAMPLE_DATASET, distantEvidenceJsonLines(rows));
+  console.log(`wrote ${rows.length} rows to ${path.relative(process.cwd(), EXAMPLE_DATASET)}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
