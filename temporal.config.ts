@@ -110,6 +110,16 @@ export const configSchema = z
         shutdownGraceTime: duration,
       })
       .strict(),
+    /**
+     * Defaults of the episode settings that the command line can override (`qa`, `train`, `sft`, `schedule`);
+     * the settings a run uses are recorded with the run.
+     */
+    episodes: z
+      .object({
+        /** How answers are scored: `project` (the documented normalisation) or `hotpotqa-official`. */
+        metricsMode: z.enum(['project', 'hotpotqa-official']),
+      })
+      .strict(),
     /** Where the local stack (dev server database, MinIO data, installed binaries) lives. */
     localDir: z.string().min(1),
   })
@@ -166,6 +176,7 @@ export function defaultConfig(): RememConfig {
       maxCachedWorkflows: 500,
       shutdownGraceTime: '30s',
     },
+    episodes: { metricsMode: 'project' },
     localDir,
   };
 }
@@ -197,6 +208,7 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_ORT_SPIN_WAIT', path: ['model', 'spinWait'], type: 'boolean' },
   { env: 'REMEMR1_MAX_BATCH_SIZE', path: ['model', 'maxBatchSize'], type: 'number' },
   { env: 'REMEMR1_MAX_CONCURRENT_MODEL_STEPS', path: ['worker', 'maxConcurrentModelSteps'], type: 'number' },
+  { env: 'REMEMR1_METRICS_MODE', path: ['episodes', 'metricsMode'], type: 'string' },
   { env: 'REMEMR1_LOCAL_DIR', path: ['localDir'], type: 'string' },
 ];
 

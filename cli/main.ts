@@ -40,6 +40,11 @@ import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
 import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../workflows/batch';
 import { startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
+import {
+  episodeSettingOverrides,
+  withEpisodeSettingOptions,
+  type EpisodeSettingOptions,
+} from './episode-settings';
 import { answersTable, summaryTable } from './render';
 import { registerReportCommand } from './report';
 import { registerScheduleCommands } from './schedule';
@@ -69,7 +74,7 @@ export function nonNegativeInt(value: string): number {
 
 /** The options that say how an episode reads (agent mode, chunking, token budgets): one set for qa and training. */
 export function withEpisodeReadingOptions(command: Command): Command {
-  return command
+  return withEpisodeSettingOptions(command)
     .addOption(
       new Option('--mode <mode>', 'agent')
         .choices(['rememr1', 'memagent'])
@@ -287,7 +292,7 @@ export async function atMost(ms: number, work: Promise<unknown>): Promise<void> 
   clearTimeout(timer);
 }
 
-interface QaOptions {
+interface QaOptions extends EpisodeSettingOptions {
   dataset: string;
   runId?: string;
   mode: EpisodeSettings['mode'];
@@ -325,6 +330,7 @@ async function runQa(options: QaOptions): Promise<void> {
     seed: options.seed,
     retrieval: { ...defaultEpisodeSettings.retrieval, scorer: options.scorer },
     ...(options.policyVersion === undefined ? {} : { policyVersion: options.policyVersion }),
+    ...episodeSettingOverrides(options, config),
   };
   const store = createBlobStore(config.storage);
   if (

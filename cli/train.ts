@@ -22,6 +22,7 @@ import {
 import Table from 'cli-table3';
 import { Argument, Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_ALPHA } from '../lib/agent/advantages';
+import { metricLabel } from '../lib/agent/metrics';
 import { detectDatasetFormat, readDataset } from '../lib/data/dataset';
 import { defaultEpisodeSettings, type EpisodeSettings } from '../lib/episode/types';
 import { createBlobStore, policyFileKey, trainingMetricsKey, type BlobStore } from '../lib/storage';
@@ -55,6 +56,7 @@ import {
   withEpisodeReadingOptions,
   workflowUiLink,
 } from './main';
+import { episodeSettingOverrides, type EpisodeSettingOptions } from './episode-settings';
 import { readStepMetrics } from './report';
 
 /** Rows of the dataset read before starting, to refuse a dataset without gold answers at once. */
@@ -105,7 +107,7 @@ function policyVersionArgument(value: string): string {
 }
 
 /** What `train`, `sft` and `schedule create` read from the command line. */
-export interface TrainingRunOptions {
+export interface TrainingRunOptions extends EpisodeSettingOptions {
   dataset?: string;
   traces?: string;
   dev?: string;
@@ -281,6 +283,7 @@ export async function buildTrainingInput(
     memoryMaxNewTokens: options.memoryTokens,
     answerMaxNewTokens: options.answerTokens,
     seed: options.seed,
+    ...episodeSettingOverrides(options, config),
   };
   const update: TrainingRunInput['update'] = {
     ...defaultUpdateSettings,
@@ -363,7 +366,10 @@ export function progressLine(progress: TrainingProgress): string {
     last.rollouts === null
       ? ''
       : `reward ${fixed(last.rollouts.reward.outcome, 3)}, accuracy ${fixed(last.rollouts.accuracy, 3)}, `;
-  const dev = last.evaluation === null ? '' : `, dev EM ${fixed(last.evaluation.exactMatch, 3)}`;
+  const dev =
+    last.evaluation === null
+      ? ''
+      : `, dev ${metricLabel('EM', last.evaluation.metricsMode)} ${fixed(last.evaluation.exactMatch, 3)}`;
   return `${head} | last step: ${rollouts}loss ${fixed(last.update.loss, 4)}${dev}`;
 }
 
@@ -371,6 +377,7 @@ const style = process.stdout.isTTY ? undefined : { head: [], border: [] };
 
 /** The per-step metrics as a short table. */
 export function stepsTable(steps: readonly StepMetrics[]): string {
+  const mode = steps.find((m) => m.evaluation !== null)?.evaluation?.metricsMode;
   const table = new Table({
     head: [
       'step',
@@ -381,8 +388,8 @@ export function stepsTable(steps: readonly StepMetrics[]): string {
       'clip',
       'entropy',
       'callback',
-      'dev EM',
-      'dev F1',
+      `dev ${metricLabel('EM', mode)}`,
+      `dev ${metricLabel('F1', mode)}`,
       'seconds',
     ],
     style,

@@ -45,8 +45,8 @@ export function assertMetricsMode(mode: unknown): asserts mode is MetricsMode {
 }
 
 /** A metric's column title naming the mode that produced it, e.g. "EM (hotpotqa-official)". */
-export function metricLabel(metric: 'EM' | 'F1' | 'sub-EM', mode: MetricsMode | undefined): string {
-  return `${metric} (${mode ?? DEFAULT_METRICS_MODE})`;
+export function metricLabel(metric: 'EM' | 'F1' | 'sub-EM', mode: MetricsMode | 'mixed' | undefined): string {
+  return `${metric} (${mode === 'mixed' ? 'mixed modes' : (mode ?? DEFAULT_METRICS_MODE)})`;
 }
 
 /** The normalised words of an answer: the tokenizer's words without the articles. */

@@ -10,14 +10,13 @@ import { LRUCache } from 'lru-cache';
 import {
   MemoryHistory,
   buildFinalPrompt,
+  DEFAULT_METRICS_MODE,
   buildMemoryStepPrompt,
-  exactMatch,
-  f1Score,
   formatRecalled,
   parseFinalTurn,
   parseMemoryTurn,
   parsePromptTemplates,
-  subExactMatch,
+  scoreAnswer,
   type PromptTemplates,
 } from '../agent';
 import type { BlobStore } from '../storage';
@@ -190,21 +189,15 @@ export class EpisodeSteps {
     }
     const steps = await this.readRecords(ref, chunkCount);
     const manifest = await this.store.getJson<ChunkManifest>(episodeChunkManifestKey(ref.runId, ref.episodeId));
-    const prediction = answer.answer ?? '';
+    const metricsMode = settings.metricsMode ?? DEFAULT_METRICS_MODE;
     const result: EpisodeResult = {
       ...ref,
       rowIndex: input.rowIndex,
       question: input.question,
       answer: answer.answer,
       answers: input.answers,
-      scores:
-        input.answers.length === 0
-          ? null
-          : {
-              exactMatch: exactMatch(prediction, input.answers),
-              f1: f1Score(prediction, input.answers),
-              subExactMatch: subExactMatch(prediction, input.answers),
-            },
+      scores: input.answers.length === 0 ? null : scoreAnswer(answer.answer, input.answers, metricsMode),
+      metricsMode,
       chunkCount,
       documentTokens: manifest.documentTokens,
       formatValidSteps: steps.filter((record) => record.formatValid).length,

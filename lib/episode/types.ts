@@ -2,7 +2,7 @@
  * Plain data exchanged between episode workflows, their activities and the in-process runner. Types only,
  * plus defaults: safe to import from workflow code.
  */
-import type { RetrievalScorer } from '../agent';
+import type { MetricsMode, RetrievalScorer } from '../agent';
 
 export type AgentMode = 'rememr1' | 'memagent';
 
@@ -28,6 +28,12 @@ export interface EpisodeSettings {
    * the inference worker's configured model.
    */
   policyVersion?: string;
+  /**
+   * How the answer is scored (lib/agent/metrics.ts): `project` or `hotpotqa-official`. Absent = `project`, so
+   * settings written before the option existed mean what they meant. Set only when not the default (run ids and
+   * run bindings hash the settings).
+   */
+  metricsMode?: MetricsMode;
 }
 
 export const defaultEpisodeSettings: EpisodeSettings = {
@@ -156,6 +162,8 @@ export interface EpisodeResult extends EpisodeRef {
   answers: string[];
   /** Present when gold answers are known. */
   scores: EpisodeScores | null;
+  /** The metrics mode that computed `scores`; absent in rows written before it was kept (they are `project`). */
+  metricsMode?: MetricsMode;
   chunkCount: number;
   documentTokens: number;
   formatValidSteps: number;

@@ -82,6 +82,15 @@ describe('configuration', () => {
     expect((error as ConfigError).problems).toHaveLength(4);
   });
 
+  it('takes the metrics mode from the environment or a file, project by default', () => {
+    expect(loadConfig({ env: {} }).episodes.metricsMode).toBe('project');
+    expect(loadConfig({ env: { REMEMR1_METRICS_MODE: 'hotpotqa-official' } }).episodes.metricsMode).toBe('hotpotqa-official');
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'config-')), 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ episodes: { metricsMode: 'hotpotqa-official' } }));
+    expect(loadConfig({ env: { REMEMR1_CONFIG: file } }).episodes.metricsMode).toBe('hotpotqa-official');
+    expect(() => loadConfig({ env: { REMEMR1_METRICS_MODE: 'squad' } })).toThrow(/REMEMR1_METRICS_MODE: .*"project"\|"hotpotqa-official"/);
+  });
+
   it('rejects unknown fields and bad durations in a config file', () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'config-')), 'config.json');
     fs.writeFileSync(file, JSON.stringify({ activities: { modelStep: { startToCloseTimeout: 'ten minutes' } }, colour: 'blue' }));

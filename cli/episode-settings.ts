@@ -1,0 +1,33 @@
+/**
+ * The episode settings that the configuration (temporal.config.ts, `episodes`) gives defaults for and the command
+ * line can override: shared by `qa`, `train`, `sft` and `schedule create`.
+ *
+ * A setting at its default is left out of the settings, so settings (and the run ids derived from them) made
+ * before the option existed stay as they were: an absent field means the default.
+ */
+import { Option, type Command } from 'commander';
+import { DEFAULT_METRICS_MODE, METRICS_MODES, type MetricsMode } from '../lib/agent/metrics';
+import type { EpisodeSettings } from '../lib/episode/types';
+import type { RememConfig } from '../temporal.config';
+
+export interface EpisodeSettingOptions {
+  metrics?: MetricsMode;
+}
+
+export function withEpisodeSettingOptions(command: Command): Command {
+  return command.addOption(
+    new Option(
+      '--metrics <mode>',
+      'answer scoring: project or hotpotqa-official (default: the config’s episodes.metricsMode, project)',
+    ).choices(METRICS_MODES),
+  );
+}
+
+/** The settings fields the options and the configuration give (command line first). */
+export function episodeSettingOverrides(
+  options: EpisodeSettingOptions,
+  config: Pick<RememConfig, 'episodes'>,
+): Pick<EpisodeSettings, 'metricsMode'> {
+  const metricsMode = options.metrics ?? config.episodes.metricsMode;
+  return metricsMode === DEFAULT_METRICS_MODE ? {} : { metricsMode };
+}
