@@ -118,6 +118,8 @@ export const configSchema = z
       .object({
         /** How answers are scored: `project` (the documented normalisation) or `hotpotqa-official`. */
         metricsMode: z.enum(['project', 'hotpotqa-official']),
+        /** What a memory turn writes into the memory: `update` (the <update> content) or `response` (released). */
+        memoryContent: z.enum(['update', 'response']),
       })
       .strict(),
     /** Where the local stack (dev server database, MinIO data, installed binaries) lives. */
@@ -176,7 +178,7 @@ export function defaultConfig(): RememConfig {
       maxCachedWorkflows: 500,
       shutdownGraceTime: '30s',
     },
-    episodes: { metricsMode: 'project' },
+    episodes: { metricsMode: 'project', memoryContent: 'update' },
     localDir,
   };
 }
@@ -209,6 +211,7 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_MAX_BATCH_SIZE', path: ['model', 'maxBatchSize'], type: 'number' },
   { env: 'REMEMR1_MAX_CONCURRENT_MODEL_STEPS', path: ['worker', 'maxConcurrentModelSteps'], type: 'number' },
   { env: 'REMEMR1_METRICS_MODE', path: ['episodes', 'metricsMode'], type: 'string' },
+  { env: 'REMEMR1_MEMORY_CONTENT', path: ['episodes', 'memoryContent'], type: 'string' },
   { env: 'REMEMR1_LOCAL_DIR', path: ['localDir'], type: 'string' },
 ];
 

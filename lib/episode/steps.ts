@@ -10,7 +10,9 @@ import { LRUCache } from 'lru-cache';
 import {
   MemoryHistory,
   buildFinalPrompt,
+  DEFAULT_MEMORY_CONTENT,
   DEFAULT_METRICS_MODE,
+  MEMORY_CONTENTS,
   buildMemoryStepPrompt,
   formatRecalled,
   parseFinalTurn,
@@ -115,6 +117,9 @@ export class EpisodeSteps {
     const key = episodeMemoryKey(ref.runId, ref.episodeId, step);
     if (await this.store.exists(key)) return summarise(await this.store.getJson<MemoryStepRecord>(key));
 
+    if (settings.memoryContent !== undefined && !MEMORY_CONTENTS.includes(settings.memoryContent)) {
+      throw new EpisodeInputError(`memoryContent must be one of ${MEMORY_CONTENTS.join(', ')}, got ${JSON.stringify(settings.memoryContent)}`);
+    }
     const input = await this.input(ref);
     const previous = step > 0 ? await this.store.getJson<MemoryStepRecord>(episodeMemoryKey(ref.runId, ref.episodeId, step - 1)) : null;
     const chunk = new TextDecoder().decode(await this.store.get(episodeChunkKey(ref.runId, ref.episodeId, step)));
@@ -129,7 +134,7 @@ export class EpisodeSteps {
     });
     const { generated, sampling } = await this.generate(prompt, settings, settings.memoryMaxNewTokens, stepSeed(settings, ref.episodeId, step));
     this.onProgress();
-    const parsed = parseMemoryTurn(generated.text, settings.mode, previousMemory);
+    const parsed = parseMemoryTurn(generated.text, settings.mode, previousMemory, settings.memoryContent ?? DEFAULT_MEMORY_CONTENT);
     const recallQuery = settings.mode === 'rememr1' ? parsed.recallQuery : null;
     const recalled =
       recallQuery === null

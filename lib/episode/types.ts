@@ -2,7 +2,7 @@
  * Plain data exchanged between episode workflows, their activities and the in-process runner. Types only,
  * plus defaults: safe to import from workflow code.
  */
-import type { MetricsMode, RetrievalScorer } from '../agent';
+import type { MemoryContent, MetricsMode, RetrievalScorer } from '../agent';
 
 export type AgentMode = 'rememr1' | 'memagent';
 
@@ -34,6 +34,13 @@ export interface EpisodeSettings {
    * run bindings hash the settings).
    */
   metricsMode?: MetricsMode;
+  /**
+   * What a `rememr1` memory turn writes into the memory (lib/agent/tags.ts rules 7 and 7b): `update`, the
+   * `<update>` content, or `response`, the whole response minus its `<recall>` blocks (the released code's, to
+   * run released checkpoints). Absent = `update`, so histories and records made before the option keep their
+   * meaning; set only when not the default.
+   */
+  memoryContent?: MemoryContent;
 }
 
 export const defaultEpisodeSettings: EpisodeSettings = {

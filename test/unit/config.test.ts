@@ -91,6 +91,12 @@ describe('configuration', () => {
     expect(() => loadConfig({ env: { REMEMR1_METRICS_MODE: 'squad' } })).toThrow(/REMEMR1_METRICS_MODE: .*"project"\|"hotpotqa-official"/);
   });
 
+  it('takes the memory content from the environment, update by default', () => {
+    expect(loadConfig({ env: {} }).episodes.memoryContent).toBe('update');
+    expect(loadConfig({ env: { REMEMR1_MEMORY_CONTENT: 'response' } }).episodes.memoryContent).toBe('response');
+    expect(() => loadConfig({ env: { REMEMR1_MEMORY_CONTENT: 'all' } })).toThrow(/REMEMR1_MEMORY_CONTENT: .*"update"\|"response"/);
+  });
+
   it('rejects unknown fields and bad durations in a config file', () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'config-')), 'config.json');
     fs.writeFileSync(file, JSON.stringify({ activities: { modelStep: { startToCloseTimeout: 'ten minutes' } }, colour: 'blue' }));

@@ -80,6 +80,40 @@ describe('episode settings options', () => {
     return { result: await steps.answer(ref, settings, manifest.chunkCount), records };
   }
 
+  describe('memory content', () => {
+    const turn =
+      '<thinking>Founder named.</thinking>\n<update>Elsa Morrow founded it.</update>\n<recall>founder</recall>';
+
+    it('keeps the <update> content when the setting is absent or "update"', async () => {
+      const policy = await scriptedPolicy(turn, '\\boxed{Elsa Morrow}');
+      const absent = (await runEpisode('memory-absent', base, policy)).records;
+      const update = (await runEpisode('memory-update', { ...base, memoryContent: 'update' }, policy))
+        .records;
+      expect(absent.length).toBeGreaterThan(1);
+      for (const records of [absent, update]) {
+        expect(records.every((record) => record.memory === 'Elsa Morrow founded it.')).toBe(true);
+        expect(records.every((record) => record.recallQuery === 'founder' && record.formatValid)).toBe(true);
+      }
+    });
+
+    it('keeps the whole response minus <recall> with "response", in the history the callback searches too', async () => {
+      const policy = await scriptedPolicy(turn, '\\boxed{Elsa Morrow}');
+      const { records } = await runEpisode('memory-response', { ...base, memoryContent: 'response' }, policy);
+      const memory = '<thinking>Founder named.</thinking>\n<update>Elsa Morrow founded it.</update>';
+      expect(records.every((record) => record.memory === memory && record.formatValid)).toBe(true);
+      // Step 1's query searches the memory of step 0: the response-mode memory.
+      expect(records[1].recalled.map((hit) => hit.text)).toEqual([memory]);
+    });
+
+    it('refuses an unknown memory content', async () => {
+      const policy = await scriptedPolicy(turn, '\\boxed{Elsa Morrow}');
+      const settings = { ...base, memoryContent: 'everything' } as unknown as EpisodeSettings;
+      await expect(runEpisode('memory-bad', settings, policy)).rejects.toThrow(
+        /memoryContent must be one of update, response/,
+      );
+    });
+  });
+
   describe('metrics mode', () => {
     it('scores result rows in the settings’ mode and names it in the row and the summary', async () => {
       const policy = await scriptedPolicy('<update>Elsa Morrow founded it.</update>', '\\boxed{Elsa Morrow}');
