@@ -120,6 +120,12 @@ export const configSchema = z
         metricsMode: z.enum(['project', 'hotpotqa-official']),
         /** What a memory turn writes into the memory: `update` (the <update> content) or `response` (released). */
         memoryContent: z.enum(['update', 'response']),
+        /**
+         * Max new tokens of a memory turn and of the final turn. Absent: the model folder's generation_config.json
+         * (`rememr1.memory_max_new_tokens` / `rememr1.answer_max_new_tokens`, else `max_new_tokens`), else 64 and 24.
+         */
+        memoryMaxNewTokens: z.number().int().min(1).optional(),
+        answerMaxNewTokens: z.number().int().min(1).optional(),
       })
       .strict(),
     /** Where the local stack (dev server database, MinIO data, installed binaries) lives. */
@@ -212,6 +218,8 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_MAX_CONCURRENT_MODEL_STEPS', path: ['worker', 'maxConcurrentModelSteps'], type: 'number' },
   { env: 'REMEMR1_METRICS_MODE', path: ['episodes', 'metricsMode'], type: 'string' },
   { env: 'REMEMR1_MEMORY_CONTENT', path: ['episodes', 'memoryContent'], type: 'string' },
+  { env: 'REMEMR1_MEMORY_MAX_NEW_TOKENS', path: ['episodes', 'memoryMaxNewTokens'], type: 'number' },
+  { env: 'REMEMR1_ANSWER_MAX_NEW_TOKENS', path: ['episodes', 'answerMaxNewTokens'], type: 'number' },
   { env: 'REMEMR1_LOCAL_DIR', path: ['localDir'], type: 'string' },
 ];
 

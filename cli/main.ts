@@ -22,6 +22,7 @@ import {
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startTemporal, stackPaths, temporalAnswers } from '../infra/local-stack';
+import { describeGenerationLimits } from '../lib/episode/generation-limits';
 import type { BatchSummary } from '../lib/episode/summary';
 import { defaultEpisodeSettings, type EpisodeResult, type EpisodeSettings } from '../lib/episode/types';
 import { detectDatasetFormat } from '../lib/data/dataset';
@@ -42,6 +43,7 @@ import { startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
 import {
   episodeSettingOverrides,
+  runGenerationLimits,
   withEpisodeSettingOptions,
   type EpisodeSettingOptions,
 } from './episode-settings';
@@ -89,15 +91,13 @@ export function withEpisodeReadingOptions(command: Command): Command {
     )
     .option(
       '--memory-tokens <n>',
-      'max new tokens per memory step',
+      `max new tokens per memory step (default: config, else the model's generation_config.json, else ${defaultEpisodeSettings.memoryMaxNewTokens})`,
       positiveInt,
-      defaultEpisodeSettings.memoryMaxNewTokens,
     )
     .option(
       '--answer-tokens <n>',
-      'max new tokens for the answer',
+      `max new tokens for the answer (default: config, else the model's generation_config.json, else ${defaultEpisodeSettings.answerMaxNewTokens})`,
       positiveInt,
-      defaultEpisodeSettings.answerMaxNewTokens,
     );
 }
 
@@ -298,8 +298,8 @@ interface QaOptions extends EpisodeSettingOptions {
   mode: EpisodeSettings['mode'];
   chunkTokens: number;
   maxChunks: number;
-  memoryTokens: number;
-  answerTokens: number;
+  memoryTokens?: number;
+  answerTokens?: number;
   temperature: number;
   topP: number;
   seed: number;
@@ -323,8 +323,6 @@ async function runQa(options: QaOptions): Promise<void> {
     mode: options.mode,
     chunkTokens: options.chunkTokens,
     maxChunks: options.maxChunks,
-    memoryMaxNewTokens: options.memoryTokens,
-    answerMaxNewTokens: options.answerTokens,
     temperature: options.temperature,
     topP: options.topP,
     seed: options.seed,
@@ -343,6 +341,16 @@ async function runQa(options: QaOptions): Promise<void> {
       1,
     );
   }
+  // Per-turn limits scaled to the model that answers (its generation_config.json), unless given.
+  const sampledBy =
+    options.policyVersion === undefined ? undefined : { policyVersion: options.policyVersion, store };
+  const limits = await runGenerationLimits(options, config, sampledBy).catch(async (error: unknown) => {
+    await store.close();
+    throw error;
+  });
+  settings.memoryMaxNewTokens = limits.memoryMaxNewTokens;
+  settings.answerMaxNewTokens = limits.answerMaxNewTokens;
+  console.log(describeGenerationLimits(limits));
   await ensureTemporal(config, options.ui);
   let client: Client | undefined;
   let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;

@@ -24,6 +24,7 @@ import { Argument, Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_ALPHA } from '../lib/agent/advantages';
 import { metricLabel } from '../lib/agent/metrics';
 import { detectDatasetFormat, readDataset } from '../lib/data/dataset';
+import { describeGenerationLimits } from '../lib/episode/generation-limits';
 import { defaultEpisodeSettings, type EpisodeSettings } from '../lib/episode/types';
 import { createBlobStore, policyFileKey, trainingMetricsKey, type BlobStore } from '../lib/storage';
 import { TRAINING_BATCH_FORMAT } from '../lib/training/batch';
@@ -56,7 +57,7 @@ import {
   withEpisodeReadingOptions,
   workflowUiLink,
 } from './main';
-import { episodeSettingOverrides, type EpisodeSettingOptions } from './episode-settings';
+import { episodeSettingOverrides, runGenerationLimits, type EpisodeSettingOptions } from './episode-settings';
 import { readStepMetrics } from './report';
 
 /** Rows of the dataset read before starting, to refuse a dataset without gold answers at once. */
@@ -119,8 +120,8 @@ export interface TrainingRunOptions extends EpisodeSettingOptions {
   miniBatches: number;
   chunkTokens: number;
   maxChunks: number;
-  memoryTokens: number;
-  answerTokens: number;
+  memoryTokens?: number;
+  answerTokens?: number;
   mode: EpisodeSettings['mode'];
   basePolicy?: string;
   runId?: string;
@@ -275,13 +276,20 @@ export async function buildTrainingInput(
   store: BlobStore,
   defaultRunId?: string,
 ): Promise<TrainingRunInput> {
+  // Per-turn limits scaled to the base policy (its generation_config.json), unless given.
+  const limits = await runGenerationLimits(
+    options,
+    config,
+    options.basePolicy === undefined ? undefined : { policyVersion: options.basePolicy, store },
+  );
+  console.log(describeGenerationLimits(limits));
   const episode: EpisodeSettings = {
     ...defaultEpisodeSettings,
     mode: options.mode,
     chunkTokens: options.chunkTokens,
     maxChunks: options.maxChunks,
-    memoryMaxNewTokens: options.memoryTokens,
-    answerMaxNewTokens: options.answerTokens,
+    memoryMaxNewTokens: limits.memoryMaxNewTokens,
+    answerMaxNewTokens: limits.answerMaxNewTokens,
     seed: options.seed,
     ...episodeSettingOverrides(options, config),
   };

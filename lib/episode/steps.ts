@@ -238,6 +238,7 @@ export class EpisodeSteps {
       topK: settings.topK,
       seed,
       policyVersion: settings.policyVersion ?? null,
+      maxNewTokens,
     };
     return { generated, sampling };
   }

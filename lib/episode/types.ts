@@ -117,6 +117,8 @@ export interface TurnSampling {
   seed: string;
   /** The policy version that sampled the turn; null = the inference worker's configured model. */
   policyVersion: string | null;
+  /** The turn's limit on new tokens (the settings' memory or answer limit); absent in records written before it was kept. */
+  maxNewTokens?: number;
 }
 
 /** One memory step as stored at runs/{run}/episodes/{episode}/memory/{step}.json. */

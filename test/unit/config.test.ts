@@ -97,6 +97,13 @@ describe('configuration', () => {
     expect(() => loadConfig({ env: { REMEMR1_MEMORY_CONTENT: 'all' } })).toThrow(/REMEMR1_MEMORY_CONTENT: .*"update"\|"response"/);
   });
 
+  it('takes per-turn generation limits from the environment, none by default', () => {
+    expect(loadConfig({ env: {} }).episodes.memoryMaxNewTokens).toBeUndefined();
+    const config = loadConfig({ env: { REMEMR1_MEMORY_MAX_NEW_TOKENS: '2048', REMEMR1_ANSWER_MAX_NEW_TOKENS: '256' } });
+    expect(config.episodes).toMatchObject({ memoryMaxNewTokens: 2048, answerMaxNewTokens: 256 });
+    expect(() => loadConfig({ env: { REMEMR1_MEMORY_MAX_NEW_TOKENS: '0' } })).toThrow(/REMEMR1_MEMORY_MAX_NEW_TOKENS/);
+  });
+
   it('rejects unknown fields and bad durations in a config file', () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'config-')), 'config.json');
     fs.writeFileSync(file, JSON.stringify({ activities: { modelStep: { startToCloseTimeout: 'ten minutes' } }, colour: 'blue' }));

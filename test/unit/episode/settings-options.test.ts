@@ -8,12 +8,19 @@ import { EpisodeSteps } from '../../../lib/episode/steps';
 import { SummaryBuilder } from '../../../lib/episode/summary';
 import {
   defaultEpisodeSettings,
+  type AnswerRecord,
   type EpisodeResult,
   type EpisodeSettings,
   type MemoryStepRecord,
 } from '../../../lib/episode/types';
 import type { GenerateRequest, Policy } from '../../../lib/model';
-import { createBlobStore, episodeInputKey, episodeMemoryKey, type BlobStore } from '../../../lib/storage';
+import {
+  createBlobStore,
+  episodeAnswerKey,
+  episodeInputKey,
+  episodeMemoryKey,
+  type BlobStore,
+} from '../../../lib/storage';
 import { tempDir } from '../../support/stack';
 
 /** A policy answering every memory turn with `memoryTurn` and the final turn with `finalTurn`. */
@@ -112,6 +119,20 @@ describe('episode settings options', () => {
         /memoryContent must be one of update, response/,
       );
     });
+  });
+
+  it('generates each turn with its limit and records the limit with the turn', async () => {
+    const requests: GenerateRequest[] = [];
+    const policy = await scriptedPolicy('<update>Elsa Morrow.</update>', '\\boxed{Elsa Morrow}', requests);
+    const { records } = await runEpisode(
+      'limits',
+      { ...base, memoryMaxNewTokens: 2048, answerMaxNewTokens: 300 },
+      policy,
+    );
+    expect(records.every((record) => record.sampling?.maxNewTokens === 2048)).toBe(true);
+    const answer = await store.getJson<AnswerRecord>(episodeAnswerKey('limits', 'e0'));
+    expect(answer.sampling?.maxNewTokens).toBe(300);
+    expect(requests.map((request) => request.maxNewTokens)).toEqual([...records.map(() => 2048), 300]);
   });
 
   describe('metrics mode', () => {
