@@ -110,6 +110,24 @@ export const configSchema = z
         shutdownGraceTime: duration,
       })
       .strict(),
+    /**
+     * Defaults of the episode settings that the command line can override (`qa`, `train`, `sft`, `schedule`);
+     * the settings a run uses are recorded with the run.
+     */
+    episodes: z
+      .object({
+        /** How answers are scored: `project` (the documented normalisation) or `hotpotqa-official`. */
+        metricsMode: z.enum(['project', 'hotpotqa-official']),
+        /** What a memory turn writes into the memory: `update` (the <update> content) or `response` (released). */
+        memoryContent: z.enum(['update', 'response']),
+        /**
+         * Max new tokens of a memory turn and of the final turn. Absent: the model folder's generation_config.json
+         * (`rememr1.memory_max_new_tokens` / `rememr1.answer_max_new_tokens`, else `max_new_tokens`), else 64 and 24.
+         */
+        memoryMaxNewTokens: z.number().int().min(1).optional(),
+        answerMaxNewTokens: z.number().int().min(1).optional(),
+      })
+      .strict(),
     /** Where the local stack (dev server database, MinIO data, installed binaries) lives. */
     localDir: z.string().min(1),
   })
@@ -166,6 +184,7 @@ export function defaultConfig(): RememConfig {
       maxCachedWorkflows: 500,
       shutdownGraceTime: '30s',
     },
+    episodes: { metricsMode: 'project', memoryContent: 'update' },
     localDir,
   };
 }
@@ -197,6 +216,10 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_ORT_SPIN_WAIT', path: ['model', 'spinWait'], type: 'boolean' },
   { env: 'REMEMR1_MAX_BATCH_SIZE', path: ['model', 'maxBatchSize'], type: 'number' },
   { env: 'REMEMR1_MAX_CONCURRENT_MODEL_STEPS', path: ['worker', 'maxConcurrentModelSteps'], type: 'number' },
+  { env: 'REMEMR1_METRICS_MODE', path: ['episodes', 'metricsMode'], type: 'string' },
+  { env: 'REMEMR1_MEMORY_CONTENT', path: ['episodes', 'memoryContent'], type: 'string' },
+  { env: 'REMEMR1_MEMORY_MAX_NEW_TOKENS', path: ['episodes', 'memoryMaxNewTokens'], type: 'number' },
+  { env: 'REMEMR1_ANSWER_MAX_NEW_TOKENS', path: ['episodes', 'answerMaxNewTokens'], type: 'number' },
   { env: 'REMEMR1_LOCAL_DIR', path: ['localDir'], type: 'string' },
 ];
 

@@ -22,6 +22,7 @@ import {
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startTemporal, stackPaths, temporalAnswers } from '../infra/local-stack';
+import { describeGenerationLimits } from '../lib/episode/generation-limits';
 import type { BatchSummary } from '../lib/episode/summary';
 import { defaultEpisodeSettings, type EpisodeResult, type EpisodeSettings } from '../lib/episode/types';
 import { detectDatasetFormat } from '../lib/data/dataset';
@@ -40,6 +41,12 @@ import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
 import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../workflows/batch';
 import { startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
+import {
+  episodeSettingOverrides,
+  runGenerationLimits,
+  withEpisodeSettingOptions,
+  type EpisodeSettingOptions,
+} from './episode-settings';
 import { answersTable, summaryTable } from './render';
 import { registerReportCommand } from './report';
 import { registerScheduleCommands } from './schedule';
@@ -70,7 +77,7 @@ export function nonNegativeInt(value: string): number {
 
 /** The options that say how an episode reads (agent mode, chunking, token budgets): one set for qa and training. */
 export function withEpisodeReadingOptions(command: Command): Command {
-  return command
+  return withEpisodeSettingOptions(command)
     .addOption(
       new Option('--mode <mode>', 'agent')
         .choices(['rememr1', 'memagent'])
@@ -85,15 +92,13 @@ export function withEpisodeReadingOptions(command: Command): Command {
     )
     .option(
       '--memory-tokens <n>',
-      'max new tokens per memory step',
+      `max new tokens per memory step (default: config, else the model's generation_config.json, else ${defaultEpisodeSettings.memoryMaxNewTokens})`,
       positiveInt,
-      defaultEpisodeSettings.memoryMaxNewTokens,
     )
     .option(
       '--answer-tokens <n>',
-      'max new tokens for the answer',
+      `max new tokens for the answer (default: config, else the model's generation_config.json, else ${defaultEpisodeSettings.answerMaxNewTokens})`,
       positiveInt,
-      defaultEpisodeSettings.answerMaxNewTokens,
     );
 }
 
@@ -288,14 +293,14 @@ export async function atMost(ms: number, work: Promise<unknown>): Promise<void> 
   clearTimeout(timer);
 }
 
-interface QaOptions {
+interface QaOptions extends EpisodeSettingOptions {
   dataset: string;
   runId?: string;
   mode: EpisodeSettings['mode'];
   chunkTokens: number;
   maxChunks: number;
-  memoryTokens: number;
-  answerTokens: number;
+  memoryTokens?: number;
+  answerTokens?: number;
   temperature: number;
   topP: number;
   seed: number;
@@ -319,13 +324,12 @@ async function runQa(options: QaOptions): Promise<void> {
     mode: options.mode,
     chunkTokens: options.chunkTokens,
     maxChunks: options.maxChunks,
-    memoryMaxNewTokens: options.memoryTokens,
-    answerMaxNewTokens: options.answerTokens,
     temperature: options.temperature,
     topP: options.topP,
     seed: options.seed,
     retrieval: { ...defaultEpisodeSettings.retrieval, scorer: options.scorer },
     ...(options.policyVersion === undefined ? {} : { policyVersion: options.policyVersion }),
+    ...episodeSettingOverrides(options, config),
   };
   const store = createBlobStore(config.storage);
   if (
@@ -338,6 +342,16 @@ async function runQa(options: QaOptions): Promise<void> {
       1,
     );
   }
+  // Per-turn limits scaled to the model that answers (its generation_config.json), unless given.
+  const sampledBy =
+    options.policyVersion === undefined ? undefined : { policyVersion: options.policyVersion, store };
+  const limits = await runGenerationLimits(options, config, sampledBy).catch(async (error: unknown) => {
+    await store.close();
+    throw error;
+  });
+  settings.memoryMaxNewTokens = limits.memoryMaxNewTokens;
+  settings.answerMaxNewTokens = limits.answerMaxNewTokens;
+  console.log(describeGenerationLimits(limits));
   await ensureTemporal(config, options.ui);
   let client: Client | undefined;
   let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;

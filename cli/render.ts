@@ -1,5 +1,6 @@
 /** Tables for the terminal. */
 import Table from 'cli-table3';
+import { metricLabel } from '../lib/agent/metrics';
 import type { BatchSummary } from '../lib/episode/summary';
 import type { EpisodeResult } from '../lib/episode/types';
 
@@ -9,7 +10,8 @@ const percent = (value: number): string => `${(value * 100).toFixed(1)}`;
 const style = process.stdout.isTTY ? undefined : { head: [], border: [] };
 
 export function summaryTable(summary: BatchSummary): string {
-  const table = new Table({ head: ['documents', 'episodes', 'scored', 'EM %', 'F1 %', 'sub-EM %'], style });
+  const metrics = (['EM', 'F1', 'sub-EM'] as const).map((metric) => `${metricLabel(metric, summary.metricsMode)} %`);
+  const table = new Table({ head: ['documents', 'episodes', 'scored', ...metrics], style });
   for (const row of summary.byDocumentTokens) {
     table.push([`${row.bucket} tokens`, row.episodes, row.scored, percent(row.exactMatch), percent(row.f1), percent(row.subExactMatch)]);
   }
@@ -23,7 +25,12 @@ export function summaryTable(summary: BatchSummary): string {
 }
 
 export function answersTable(results: EpisodeResult[], limit: number): string {
-  const table = new Table({ head: ['row', 'question', 'answer', 'gold', 'EM', 'F1'], colWidths: [6, 44, 24, 20, 5, 6], wordWrap: true, style });
+  // The metric columns name the metrics mode on a second line, e.g. "EM" over "(hotpotqa-official)".
+  const mode = results[0]?.metricsMode;
+  const metrics = (['EM', 'F1'] as const).map((metric) => metricLabel(metric, mode).replace(' ', '\n'));
+  const width = Math.max(...metrics.flatMap((label) => label.split('\n').map((line) => line.length))) + 2;
+  const colWidths = [6, Math.max(30, 55 - 2 * width), 24, 20, width, width];
+  const table = new Table({ head: ['row', 'question', 'answer', 'gold', ...metrics], colWidths, wordWrap: true, style });
   for (const result of results.slice(0, limit)) {
     table.push([
       result.rowIndex,

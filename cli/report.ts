@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import * as echarts from 'echarts';
+import { metricLabel } from '../lib/agent/metrics';
 import { createBlobStore, trainingMetricsPrefix, type BlobStore } from '../lib/storage';
 import { loadConfig } from '../temporal.config';
 import type { StepMetrics } from '../workflows/training';
@@ -207,7 +208,20 @@ export async function writeTrainingReport(
   if (steps.length === 0) throw new NoTrainingMetricsError(run);
   fs.mkdirSync(out, { recursive: true });
   const files: string[] = [];
-  for (const spec of CHARTS) {
+  // The dev curves name the metrics mode that scored them, as the results tables do.
+  const devMode = steps.find((m) => m.evaluation)?.evaluation?.metricsMode;
+  const devNames: Record<string, string> = {
+    'exact match': metricLabel('EM', devMode),
+    F1: metricLabel('F1', devMode),
+  };
+  for (const chart of CHARTS) {
+    const spec =
+      chart.file === 'dev'
+        ? {
+            ...chart,
+            series: chart.series.map((series) => ({ ...series, name: devNames[series.name] ?? series.name })),
+          }
+        : chart;
     const svg = renderChart(spec, steps, run);
     if (svg === null) continue;
     const file = path.join(out, `${spec.file}.svg`);

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Option, type Command } from 'commander';
+import { metricLabel } from '../lib/agent/metrics';
 import { detectDatasetFormat, readDataset, type QaRow } from '../lib/data/dataset';
 import { loadRulePolicy, parseRulePolicyPath } from '../lib/episode/rule-policy';
 import { ruleTraces, scoresByLength } from '../lib/episode/rule-traces';
@@ -62,10 +63,11 @@ async function traces(options: TracesOptions): Promise<void> {
   try {
     const run = await ruleTraces(rows, { policy, store, runId: 'traces', settings, onlyCorrect: !options.allEpisodes });
     console.log(`${options.agent} (${options.mode}, ${options.chunkTokens}-token chunks) on ${path.basename(options.dataset)}`);
-    console.log('chunks  tokens  episodes   EM %   F1 %  recalls/episode');
+    // Rule traces are always scored in the project mode (the settings above leave metricsMode unset).
+    console.log(`chunks  tokens  episodes  ${metricLabel('EM', 'project')} %  ${metricLabel('F1', 'project')} %  recalls/episode`);
     for (const line of scoresByLength(run.results)) {
       console.log(
-        `${String(line.chunks).padStart(6)}  ${String(line.documentTokens).padStart(6)}  ${String(line.episodes).padStart(8)}  ${percent(line.exactMatch).padStart(5)}  ${percent(line.f1).padStart(5)}  ${line.recallQueries.toFixed(2).padStart(15)}`,
+        `${String(line.chunks).padStart(6)}  ${String(line.documentTokens).padStart(6)}  ${String(line.episodes).padStart(8)}  ${percent(line.exactMatch).padStart(14)}  ${percent(line.f1).padStart(14)}  ${line.recallQueries.toFixed(2).padStart(15)}`,
       );
     }
     if (options.out !== undefined) {

@@ -22,7 +22,9 @@ import {
 import Table from 'cli-table3';
 import { Argument, Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_ALPHA } from '../lib/agent/advantages';
+import { metricLabel } from '../lib/agent/metrics';
 import { detectDatasetFormat, readDataset } from '../lib/data/dataset';
+import { describeGenerationLimits } from '../lib/episode/generation-limits';
 import { defaultEpisodeSettings, type EpisodeSettings } from '../lib/episode/types';
 import { createBlobStore, policyFileKey, trainingMetricsKey, type BlobStore } from '../lib/storage';
 import { TRAINING_BATCH_FORMAT } from '../lib/training/batch';
@@ -55,6 +57,7 @@ import {
   withEpisodeReadingOptions,
   workflowUiLink,
 } from './main';
+import { episodeSettingOverrides, runGenerationLimits, type EpisodeSettingOptions } from './episode-settings';
 import { readStepMetrics } from './report';
 
 /** Rows of the dataset read before starting, to refuse a dataset without gold answers at once. */
@@ -105,7 +108,7 @@ function policyVersionArgument(value: string): string {
 }
 
 /** What `train`, `sft` and `schedule create` read from the command line. */
-export interface TrainingRunOptions {
+export interface TrainingRunOptions extends EpisodeSettingOptions {
   dataset?: string;
   traces?: string;
   dev?: string;
@@ -117,8 +120,8 @@ export interface TrainingRunOptions {
   miniBatches: number;
   chunkTokens: number;
   maxChunks: number;
-  memoryTokens: number;
-  answerTokens: number;
+  memoryTokens?: number;
+  answerTokens?: number;
   mode: EpisodeSettings['mode'];
   basePolicy?: string;
   runId?: string;
@@ -273,14 +276,22 @@ export async function buildTrainingInput(
   store: BlobStore,
   defaultRunId?: string,
 ): Promise<TrainingRunInput> {
+  // Per-turn limits scaled to the base policy (its generation_config.json), unless given.
+  const limits = await runGenerationLimits(
+    options,
+    config,
+    options.basePolicy === undefined ? undefined : { policyVersion: options.basePolicy, store },
+  );
+  console.log(describeGenerationLimits(limits));
   const episode: EpisodeSettings = {
     ...defaultEpisodeSettings,
     mode: options.mode,
     chunkTokens: options.chunkTokens,
     maxChunks: options.maxChunks,
-    memoryMaxNewTokens: options.memoryTokens,
-    answerMaxNewTokens: options.answerTokens,
+    memoryMaxNewTokens: limits.memoryMaxNewTokens,
+    answerMaxNewTokens: limits.answerMaxNewTokens,
     seed: options.seed,
+    ...episodeSettingOverrides(options, config),
   };
   const update: TrainingRunInput['update'] = {
     ...defaultUpdateSettings,
@@ -363,7 +374,10 @@ export function progressLine(progress: TrainingProgress): string {
     last.rollouts === null
       ? ''
       : `reward ${fixed(last.rollouts.reward.outcome, 3)}, accuracy ${fixed(last.rollouts.accuracy, 3)}, `;
-  const dev = last.evaluation === null ? '' : `, dev EM ${fixed(last.evaluation.exactMatch, 3)}`;
+  const dev =
+    last.evaluation === null
+      ? ''
+      : `, dev ${metricLabel('EM', last.evaluation.metricsMode)} ${fixed(last.evaluation.exactMatch, 3)}`;
   return `${head} | last step: ${rollouts}loss ${fixed(last.update.loss, 4)}${dev}`;
 }
 
@@ -371,6 +385,7 @@ const style = process.stdout.isTTY ? undefined : { head: [], border: [] };
 
 /** The per-step metrics as a short table. */
 export function stepsTable(steps: readonly StepMetrics[]): string {
+  const mode = steps.find((m) => m.evaluation !== null)?.evaluation?.metricsMode;
   const table = new Table({
     head: [
       'step',
@@ -381,8 +396,8 @@ export function stepsTable(steps: readonly StepMetrics[]): string {
       'clip',
       'entropy',
       'callback',
-      'dev EM',
-      'dev F1',
+      `dev ${metricLabel('EM', mode)}`,
+      `dev ${metricLabel('F1', mode)}`,
       'seconds',
     ],
     style,

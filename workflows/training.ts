@@ -112,7 +112,13 @@ export interface StepMetrics {
   weightsDigest: string;
   rollouts: ScoreResult['stats'] | null;
   update: PolicyUpdateResult['summary'];
-  evaluation: { exactMatch: number; f1: number; episodes: number } | null;
+  /** Dev scores; `metricsMode` names the mode that computed them (absent in metrics written before it was kept). */
+  evaluation: {
+    exactMatch: number;
+    f1: number;
+    episodes: number;
+    metricsMode?: BatchSummary['metricsMode'];
+  } | null;
   seconds: {
     rollouts: number;
     scoring: number;
@@ -352,6 +358,7 @@ async function trainingStep(
       exactMatch: summary.overall.exactMatch,
       f1: summary.overall.f1,
       episodes: summary.overall.episodes,
+      metricsMode: summary.metricsMode,
     };
     seconds.evaluation = lap();
   }

@@ -6,6 +6,7 @@ export * from './advantages';
 export * from './boxed';
 export * from './errors';
 export * from './metrics';
+export * from './metrics-official';
 export * from './mode';
 export * from './prompts';
 export * from './retrieval';

@@ -10,10 +10,44 @@
  * A null prediction (no answer found), or one without a word, scores 0 everywhere: no answer never scores.
  * A gold answer made only of articles ("a", "The") would normalise to nothing and so match an empty
  * prediction; it is compared with its articles kept instead, so only a prediction saying it matches.
+ *
+ * This is the `project` metrics mode. `scoreAnswer` can score in the `hotpotqa-official` mode instead
+ * (metrics-official.ts), which reproduces the official HotpotQA scorer for figures comparable with the paper's.
+ * Where they differ: the official one deletes only ASCII punctuation (“Paris” keeps its quotes), folds no
+ * Unicode (NFKC), removes an article wherever Python's `\b` allows ("the–end" → "–end" there, "theend" here), and
+ * scores an empty normalisation as Python does (see `scoreAnswer`).
  */
 
 import { MetricInputError } from './errors';
+import { officialExactMatch, officialF1, officialSubExactMatch } from './metrics-official';
 import { ARTICLES, tokenizeWords } from './text';
+
+/**
+ * Which normalisation the evaluation metrics use (rewards always use the project's):
+ * - `project`: the functions of this file (Unicode-aware, module comment); the default.
+ * - `hotpotqa-official`: the official HotpotQA scorer, exactly (metrics-official.ts): ASCII punctuation only, no
+ *   Unicode folding, sub-EM as the released ReMemR1 evaluation computes it; for figures comparable with the
+ *   paper's.
+ */
+export type MetricsMode = 'project' | 'hotpotqa-official';
+
+export const METRICS_MODES: readonly MetricsMode[] = ['project', 'hotpotqa-official'];
+
+export const DEFAULT_METRICS_MODE: MetricsMode = 'project';
+
+/** Throws a {@link MetricInputError} unless `mode` is one of {@link METRICS_MODES} (for values read from config). */
+export function assertMetricsMode(mode: unknown): asserts mode is MetricsMode {
+  if (!METRICS_MODES.includes(mode as MetricsMode)) {
+    throw new MetricInputError(
+      `unknown metrics mode ${JSON.stringify(mode)}; expected ${METRICS_MODES.map((name) => `"${name}"`).join(' or ')}`,
+    );
+  }
+}
+
+/** A metric's column title naming the mode that produced it, e.g. "EM (hotpotqa-official)". */
+export function metricLabel(metric: 'EM' | 'F1' | 'sub-EM', mode: MetricsMode | 'mixed' | undefined): string {
+  return `${metric} (${mode === 'mixed' ? 'mixed modes' : (mode ?? DEFAULT_METRICS_MODE)})`;
+}
 
 /** The normalised words of an answer: the tokenizer's words without the articles. */
 function answerWords(text: string): string[] {
@@ -115,8 +149,32 @@ export interface AnswerScores {
   subExactMatch: number;
 }
 
-/** The three evaluation metrics of one prediction. */
-export function scoreAnswer(prediction: string | null, golds: readonly string[]): AnswerScores {
+/**
+ * The three evaluation metrics of one prediction in a metrics mode, each the maximum over the gold answers.
+ *
+ * `hotpotqa-official`: EM = max_g officialExactMatch(p, g), F1 = max_g officialF1(p, g).f1,
+ * sub-EM = max_g officialSubExactMatch(p, g), except that a missing prediction (null, or the empty string) scores
+ * 0 on all three, as the released ReMemR1 evaluation's `if pred else 0` does (the official scorer counts a
+ * missing answer as 0 too). A non-empty prediction that normalises to nothing is scored as Python scores it:
+ * EM 1 against a gold answer that also normalises to nothing ("a" vs "The"), F1 0, sub-EM 1 against every gold.
+ * The maximum over gold answers is the SQuAD convention; with one gold answer (HotpotQA) it is the official
+ * score. (The released evaluation scores only the first gold answer and rounds each F1 to 2 decimals; neither
+ * is reproduced.)
+ */
+export function scoreAnswer(
+  prediction: string | null,
+  golds: readonly string[],
+  mode: MetricsMode = DEFAULT_METRICS_MODE,
+): AnswerScores {
+  if (mode === 'hotpotqa-official') {
+    checkGoldAnswers(golds);
+    if (prediction === null || prediction === '') return { exactMatch: 0, f1: 0, subExactMatch: 0 };
+    return {
+      exactMatch: maxOverGolds(golds, (gold) => officialExactMatch(prediction, gold)),
+      f1: maxOverGolds(golds, (gold) => officialF1(prediction, gold).f1),
+      subExactMatch: maxOverGolds(golds, (gold) => officialSubExactMatch(prediction, gold)),
+    };
+  }
   return {
     exactMatch: exactMatch(prediction, golds),
     f1: f1Score(prediction, golds),

@@ -22,14 +22,20 @@
  * 6. Memory turn: the format is valid when there is exactly one `<update>` block, it is closed, its
  *    trimmed content is not empty, no `</update>` closes nothing, and there is at most one `<recall>`
  *    block, closed, with no `</recall>` that closes nothing.
- * 7. Memory after the turn: the trimmed `<update>` content when rule 6's update conditions hold;
- *    otherwise the previous memory, unchanged (`memoryUpdated` false). A malformed turn never erases
- *    what was known, and it earns no memory gain (its format reward is 0).
+ * 7. Memory after the turn (memory content `update`, the default): the trimmed `<update>` content when
+ *    rule 6's update conditions hold; otherwise the previous memory, unchanged (`memoryUpdated` false). A
+ *    malformed turn never erases what was known, and it earns no memory gain (its format reward is 0).
+ * 7b. Memory content `response` (what the released ReMemR1 code keeps, needed to run its checkpoints): the whole
+ *    response with every `<recall>…</recall>` span deleted, then trimmed, as the released code's
+ *    `re.sub(r'<recall>.*?</recall>', '', response, flags=re.DOTALL).strip()` does: lower-case tags only, the
+ *    shortest span, across lines, thinking and update tags kept in the text, an unclosed `<recall>` kept. An
+ *    empty remainder keeps the previous memory (the released code would store ""). The format (rule 6), the
+ *    recall query (rule 8) and the thinking (rule 9) are read as in `update` mode.
  * 8. Recall query: the trimmed content of the single closed `<recall>` block; null when there is none,
  *    when it is empty (noted, not invalid: "nothing to recall"), or when the recall part is malformed.
  * 9. Thinking: the trimmed contents of the closed thinking blocks, joined by a blank line; null if none.
- * 10. `memagent` mode: no tags; the whole response, trimmed, becomes the memory. An empty response is
- *    invalid and keeps the previous memory.
+ * 10. `memagent` mode: no tags; the whole response, trimmed, becomes the memory (whatever the memory content
+ *    option). An empty response is invalid and keeps the previous memory.
  * 11. Final turn: `\boxed{…}` answers are read outside thinking blocks only (see boxed.ts for the brace
  *    rules). The answer is the last complete one (null if none or empty). The format is valid when
  *    there is exactly one complete, non-empty box and no unclosed one.
@@ -42,6 +48,21 @@ import { PromptInputError } from './errors';
 import type { AgentMode } from './mode';
 
 export type TagName = 'thinking' | 'update' | 'recall';
+
+/**
+ * What a `rememr1` memory turn writes into the memory: `update`, the `<update>` content only (rule 7, the
+ * default), or `response`, the whole response minus its `<recall>` blocks (rule 7b, the released code's).
+ */
+export type MemoryContent = 'update' | 'response';
+
+export const MEMORY_CONTENTS: readonly MemoryContent[] = ['update', 'response'];
+
+export const DEFAULT_MEMORY_CONTENT: MemoryContent = 'update';
+
+/** Rule 7b: the response without its `<recall>…</recall>` spans (the released code's pattern), trimmed. */
+export function responseWithoutRecalls(text: string): string {
+  return text.replace(/<recall>[\s\S]*?<\/recall>/g, '').trim();
+}
 
 export interface ParsedMemoryTurn {
   /** The memory after this turn (rule 7); null only when the turn is invalid and there was no memory yet. */
@@ -203,16 +224,19 @@ export function parseMemoryTurn(
   text: string,
   mode: AgentMode,
   previousMemory: string,
+  memoryContent?: MemoryContent,
 ): ParsedMemoryTurn & { memory: string };
 export function parseMemoryTurn(
   text: string,
   mode: AgentMode,
   previousMemory?: string | null,
+  memoryContent?: MemoryContent,
 ): ParsedMemoryTurn;
 export function parseMemoryTurn(
   text: string,
   mode: AgentMode,
   previousMemory: string | null = null,
+  memoryContent: MemoryContent = DEFAULT_MEMORY_CONTENT,
 ): ParsedMemoryTurn {
   if (mode === 'memagent') {
     const memory = text.trim();
@@ -234,21 +258,31 @@ export function parseMemoryTurn(
   const updates = layout.blocks.filter((block) => block.name === 'update');
   const recalls = layout.blocks.filter((block) => block.name === 'recall');
 
+  // In `response` mode a bad update block does not decide the memory (rule 7b), so the issues do not say so.
+  const unchanged = memoryContent === 'update' ? ': the memory is unchanged' : '';
   let newMemory: string | null = null;
   if (updates.length === 0) {
-    issues.push('no <update> block: the memory is unchanged');
+    issues.push(`no <update> block${unchanged}`);
   } else if (updates.length > 1) {
-    issues.push(`${updates.length} <update> blocks, exactly one expected: the memory is unchanged`);
+    issues.push(`${updates.length} <update> blocks, exactly one expected${unchanged}`);
   } else if (!updates[0].closed) {
-    issues.push('<update> is never closed (output cut off?): the memory is unchanged');
+    issues.push(`<update> is never closed (output cut off?)${unchanged}`);
   } else {
     const content = text.slice(updates[0].contentStart, updates[0].contentEnd).trim();
-    if (content === '') issues.push('the <update> block is empty: the memory is unchanged');
+    if (content === '') issues.push(`the <update> block is empty${unchanged}`);
     else newMemory = content;
   }
   if (layout.strayClosers.some((tag) => tag.name === 'update')) {
-    issues.push('a </update> closes no open <update>: the memory is unchanged');
+    issues.push(`a </update> closes no open <update>${unchanged}`);
     newMemory = null;
+  }
+  const updateValid = newMemory !== null;
+  if (memoryContent === 'response') {
+    newMemory = responseWithoutRecalls(text);
+    if (newMemory === '') {
+      newMemory = null;
+      issues.push('the response is empty without its <recall> blocks: the memory is unchanged');
+    }
   }
 
   let recallValid = true;
@@ -277,7 +311,7 @@ export function parseMemoryTurn(
     memoryUpdated: newMemory !== null,
     recallQuery,
     thinking: layout.thinking,
-    formatValid: newMemory !== null && recallValid,
+    formatValid: updateValid && recallValid,
     issues,
   };
 }

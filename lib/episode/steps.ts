@@ -10,14 +10,15 @@ import { LRUCache } from 'lru-cache';
 import {
   MemoryHistory,
   buildFinalPrompt,
+  DEFAULT_MEMORY_CONTENT,
+  DEFAULT_METRICS_MODE,
+  MEMORY_CONTENTS,
   buildMemoryStepPrompt,
-  exactMatch,
-  f1Score,
   formatRecalled,
   parseFinalTurn,
   parseMemoryTurn,
   parsePromptTemplates,
-  subExactMatch,
+  scoreAnswer,
   type PromptTemplates,
 } from '../agent';
 import type { BlobStore } from '../storage';
@@ -116,6 +117,9 @@ export class EpisodeSteps {
     const key = episodeMemoryKey(ref.runId, ref.episodeId, step);
     if (await this.store.exists(key)) return summarise(await this.store.getJson<MemoryStepRecord>(key));
 
+    if (settings.memoryContent !== undefined && !MEMORY_CONTENTS.includes(settings.memoryContent)) {
+      throw new EpisodeInputError(`memoryContent must be one of ${MEMORY_CONTENTS.join(', ')}, got ${JSON.stringify(settings.memoryContent)}`);
+    }
     const input = await this.input(ref);
     const previous = step > 0 ? await this.store.getJson<MemoryStepRecord>(episodeMemoryKey(ref.runId, ref.episodeId, step - 1)) : null;
     const chunk = new TextDecoder().decode(await this.store.get(episodeChunkKey(ref.runId, ref.episodeId, step)));
@@ -130,7 +134,7 @@ export class EpisodeSteps {
     });
     const { generated, sampling } = await this.generate(prompt, settings, settings.memoryMaxNewTokens, stepSeed(settings, ref.episodeId, step));
     this.onProgress();
-    const parsed = parseMemoryTurn(generated.text, settings.mode, previousMemory);
+    const parsed = parseMemoryTurn(generated.text, settings.mode, previousMemory, settings.memoryContent ?? DEFAULT_MEMORY_CONTENT);
     const recallQuery = settings.mode === 'rememr1' ? parsed.recallQuery : null;
     const recalled =
       recallQuery === null || settings.callback === false
@@ -190,21 +194,15 @@ export class EpisodeSteps {
     }
     const steps = await this.readRecords(ref, chunkCount);
     const manifest = await this.store.getJson<ChunkManifest>(episodeChunkManifestKey(ref.runId, ref.episodeId));
-    const prediction = answer.answer ?? '';
+    const metricsMode = settings.metricsMode ?? DEFAULT_METRICS_MODE;
     const result: EpisodeResult = {
       ...ref,
       rowIndex: input.rowIndex,
       question: input.question,
       answer: answer.answer,
       answers: input.answers,
-      scores:
-        input.answers.length === 0
-          ? null
-          : {
-              exactMatch: exactMatch(prediction, input.answers),
-              f1: f1Score(prediction, input.answers),
-              subExactMatch: subExactMatch(prediction, input.answers),
-            },
+      scores: input.answers.length === 0 ? null : scoreAnswer(answer.answer, input.answers, metricsMode),
+      metricsMode,
       chunkCount,
       documentTokens: manifest.documentTokens,
       formatValidSteps: steps.filter((record) => record.formatValid).length,
@@ -240,6 +238,7 @@ export class EpisodeSteps {
       topK: settings.topK,
       seed,
       policyVersion: settings.policyVersion ?? null,
+      maxNewTokens,
     };
     return { generated, sampling };
   }

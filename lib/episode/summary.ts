@@ -1,4 +1,5 @@
 /** Aggregates episode result rows into the batch summary: EM / F1 / sub-EM overall and by document length. */
+import { DEFAULT_METRICS_MODE, type MetricsMode } from '../agent/metrics';
 import type { EpisodeResult } from './types';
 
 export interface MetricTotals {
@@ -13,6 +14,11 @@ export interface MetricTotals {
 export interface BatchSummary {
   runId: string;
   dataset: string;
+  /**
+   * The metrics mode of the rows' scores (rows without one are `project`); `mixed` if rows disagree, which a run
+   * bound to its settings never produces. Absent in summaries written before it was kept (they are `project`).
+   */
+  metricsMode?: MetricsMode | 'mixed';
   overall: MetricTotals;
   /** Buckets by document length in tokens, e.g. "≤1K": upper bounds double from 1,024. */
   byDocumentTokens: Array<{ bucket: string; upTo: number } & MetricTotals>;
@@ -54,8 +60,11 @@ export class SummaryBuilder {
   private readonly buckets = new Map<number, { bucket: string; upTo: number; totals: MetricTotals }>();
   private chunks = 0;
   private recallQueries = 0;
+  private metricsMode: MetricsMode | 'mixed' | null = null;
 
   add(result: EpisodeResult): void {
+    const mode = result.metricsMode ?? DEFAULT_METRICS_MODE;
+    if (result.scores) this.metricsMode = this.metricsMode === null || this.metricsMode === mode ? mode : 'mixed';
     add(this.overall, result);
     const { bucket, upTo } = lengthBucket(result.documentTokens);
     const entry = this.buckets.get(upTo) ?? { bucket, upTo, totals: emptyTotals() };
@@ -69,6 +78,7 @@ export class SummaryBuilder {
     const n = this.overall.episodes || 1;
     return {
       ...meta,
+      metricsMode: this.metricsMode ?? DEFAULT_METRICS_MODE,
       overall: averaged(this.overall),
       byDocumentTokens: [...this.buckets.values()]
         .sort((a, b) => a.upTo - b.upTo)

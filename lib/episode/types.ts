@@ -2,7 +2,7 @@
  * Plain data exchanged between episode workflows, their activities and the in-process runner. Types only,
  * plus defaults: safe to import from workflow code.
  */
-import type { RetrievalScorer } from '../agent';
+import type { MemoryContent, MetricsMode, RetrievalScorer } from '../agent';
 
 export type AgentMode = 'rememr1' | 'memagent';
 
@@ -33,6 +33,19 @@ export interface EpisodeSettings {
    * the inference worker's configured model.
    */
   policyVersion?: string;
+  /**
+   * How the answer is scored (lib/agent/metrics.ts): `project` or `hotpotqa-official`. Absent = `project`, so
+   * settings written before the option existed mean what they meant. Set only when not the default (run ids and
+   * run bindings hash the settings).
+   */
+  metricsMode?: MetricsMode;
+  /**
+   * What a `rememr1` memory turn writes into the memory (lib/agent/tags.ts rules 7 and 7b): `update`, the
+   * `<update>` content, or `response`, the whole response minus its `<recall>` blocks (the released code's, to
+   * run released checkpoints). Absent = `update`, so histories and records made before the option keep their
+   * meaning; set only when not the default.
+   */
+  memoryContent?: MemoryContent;
 }
 
 export const defaultEpisodeSettings: EpisodeSettings = {
@@ -109,6 +122,8 @@ export interface TurnSampling {
   seed: string;
   /** The policy version that sampled the turn; null = the inference worker's configured model. */
   policyVersion: string | null;
+  /** The turn's limit on new tokens (the settings' memory or answer limit); absent in records written before it was kept. */
+  maxNewTokens?: number;
 }
 
 /** One memory step as stored at runs/{run}/episodes/{episode}/memory/{step}.json. */
@@ -161,6 +176,8 @@ export interface EpisodeResult extends EpisodeRef {
   answers: string[];
   /** Present when gold answers are known. */
   scores: EpisodeScores | null;
+  /** The metrics mode that computed `scores`; absent in rows written before it was kept (they are `project`). */
+  metricsMode?: MetricsMode;
   chunkCount: number;
   documentTokens: number;
   formatValidSteps: number;

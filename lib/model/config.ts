@@ -55,6 +55,13 @@ const generationConfigJsonSchema = z.looseObject({
   top_p: z.number().positive().max(1).optional(),
   top_k: z.number().int().nonnegative().optional(),
   max_new_tokens: positiveInt.optional(),
+  /** The project's per-turn limits (lib/episode/generation-limits.ts); other keys in the block are ignored. */
+  rememr1: z
+    .looseObject({
+      memory_max_new_tokens: positiveInt.optional(),
+      answer_max_new_tokens: positiveInt.optional(),
+    })
+    .optional(),
 });
 
 export type ConfigJson = z.infer<typeof configJsonSchema>;

@@ -82,6 +82,28 @@ describe('configuration', () => {
     expect((error as ConfigError).problems).toHaveLength(4);
   });
 
+  it('takes the metrics mode from the environment or a file, project by default', () => {
+    expect(loadConfig({ env: {} }).episodes.metricsMode).toBe('project');
+    expect(loadConfig({ env: { REMEMR1_METRICS_MODE: 'hotpotqa-official' } }).episodes.metricsMode).toBe('hotpotqa-official');
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'config-')), 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ episodes: { metricsMode: 'hotpotqa-official' } }));
+    expect(loadConfig({ env: { REMEMR1_CONFIG: file } }).episodes.metricsMode).toBe('hotpotqa-official');
+    expect(() => loadConfig({ env: { REMEMR1_METRICS_MODE: 'squad' } })).toThrow(/REMEMR1_METRICS_MODE: .*"project"\|"hotpotqa-official"/);
+  });
+
+  it('takes the memory content from the environment, update by default', () => {
+    expect(loadConfig({ env: {} }).episodes.memoryContent).toBe('update');
+    expect(loadConfig({ env: { REMEMR1_MEMORY_CONTENT: 'response' } }).episodes.memoryContent).toBe('response');
+    expect(() => loadConfig({ env: { REMEMR1_MEMORY_CONTENT: 'all' } })).toThrow(/REMEMR1_MEMORY_CONTENT: .*"update"\|"response"/);
+  });
+
+  it('takes per-turn generation limits from the environment, none by default', () => {
+    expect(loadConfig({ env: {} }).episodes.memoryMaxNewTokens).toBeUndefined();
+    const config = loadConfig({ env: { REMEMR1_MEMORY_MAX_NEW_TOKENS: '2048', REMEMR1_ANSWER_MAX_NEW_TOKENS: '256' } });
+    expect(config.episodes).toMatchObject({ memoryMaxNewTokens: 2048, answerMaxNewTokens: 256 });
+    expect(() => loadConfig({ env: { REMEMR1_MEMORY_MAX_NEW_TOKENS: '0' } })).toThrow(/REMEMR1_MEMORY_MAX_NEW_TOKENS/);
+  });
+
   it('rejects unknown fields and bad durations in a config file', () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'config-')), 'config.json');
     fs.writeFileSync(file, JSON.stringify({ activities: { modelStep: { startToCloseTimeout: 'ten minutes' } }, colour: 'blue' }));

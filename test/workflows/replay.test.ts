@@ -27,4 +27,29 @@ describe('episode workflow histories from earlier code', () => {
       Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, 'fixture-episode'),
     ).resolves.toBeUndefined();
   });
+
+  it('replays the same history started with the scoring, memory content and limit settings set', async () => {
+    // The episode workflow passes its settings to the activities without branching on them, so an episode run
+    // with the non-default options issues the same commands as the recording.
+    const bytes = await fs.readFile(path.join(FIXTURES, 'episode-history-upsert-per-step.binpb'));
+    const history = temporal.api.history.v1.History.decode(bytes);
+    const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    expect(payload?.data).toBeDefined();
+    // One payload per workflow argument: the episode input, as JSON.
+    const input = JSON.parse(Buffer.from(payload!.data!).toString('utf8')) as Record<string, unknown>;
+    const settings = input.settings as Record<string, unknown>;
+    expect(settings.metricsMode).toBeUndefined();
+    expect(settings.memoryContent).toBeUndefined();
+    input.settings = {
+      ...settings,
+      metricsMode: 'hotpotqa-official',
+      memoryContent: 'response',
+      memoryMaxNewTokens: 2048,
+      answerMaxNewTokens: 2048,
+    };
+    payload!.data = Buffer.from(JSON.stringify(input), 'utf8');
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, 'fixture-episode-options'),
+    ).resolves.toBeUndefined();
+  });
 });

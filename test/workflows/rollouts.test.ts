@@ -67,7 +67,7 @@ describe('rollout episodes sampled by a policy version', () => {
     const records: MemoryStepRecord[] = [];
     for (const episodeId of ids) records.push(await store.getJson<MemoryStepRecord>(episodeMemoryKey(runId, episodeId, 0)));
     for (const [g, record] of records.entries()) {
-      expect(record.sampling).toEqual({ temperature: 1, topP: 1, topK: 0, seed: `${settings.seed}/q.g${g}/0`, policyVersion: version });
+      expect(record.sampling).toEqual({ temperature: 1, topP: 1, topK: 0, seed: `${settings.seed}/q.g${g}/0`, policyVersion: version, maxNewTokens: settings.memoryMaxNewTokens });
       expect(record.promptIds).toHaveLength(record.promptTokens);
     }
     // The version holds the bundled weights: the in-process loop on the bundled model writes the same record.

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import {
   PromptInputError,
+  responseWithoutRecalls,
   parseFinalTurn,
   parseMemoryTurn,
   renderFinalTurn,
@@ -283,6 +284,64 @@ describe('parser properties', () => {
           expect(parsed).toMatchObject({ answer: safeAnswer.trim(), formatValid: true });
         },
       ),
+    );
+  });
+});
+
+describe('memory content (rules 7 and 7b)', () => {
+  const turn =
+    '<thinking>\nThe section names her birthplace.\n</thinking>\n<update>\nAlice: born in Paris.\n</update>\n<recall>Bob\nbirthplace</recall>';
+
+  it('keeps the <update> content by default and with "update"', () => {
+    const expected = parseMemoryTurn(turn, 'rememr1', 'old');
+    expect(expected.memory).toBe('Alice: born in Paris.');
+    expect(parseMemoryTurn(turn, 'rememr1', 'old', 'update')).toEqual(expected);
+  });
+
+  it('keeps the whole response minus its <recall> blocks with "response", reading the rest as usual', () => {
+    expect(parseMemoryTurn(turn, 'rememr1', 'old', 'response')).toEqual({
+      memory:
+        '<thinking>\nThe section names her birthplace.\n</thinking>\n<update>\nAlice: born in Paris.\n</update>',
+      memoryUpdated: true,
+      recallQuery: 'Bob\nbirthplace',
+      thinking: 'The section names her birthplace.',
+      formatValid: true,
+      issues: [],
+    });
+  });
+
+  it('follows the released pattern: lower-case tags, shortest spans, unclosed <recall> kept', () => {
+    expect(responseWithoutRecalls('a <recall>x</recall> b <recall>y</recall> c')).toBe('a  b  c');
+    expect(responseWithoutRecalls('<RECALL>x</RECALL> kept')).toBe('<RECALL>x</RECALL> kept');
+    expect(responseWithoutRecalls('text <recall>cut off')).toBe('text <recall>cut off');
+    expect(responseWithoutRecalls('  <recall>only</recall>\n')).toBe('');
+  });
+
+  it('writes the response even when the <update> block is malformed, but the format stays invalid', () => {
+    const parsed = parseMemoryTurn('I think Alice was born in Paris.', 'rememr1', 'old', 'response');
+    expect(parsed.memory).toBe('I think Alice was born in Paris.');
+    expect(parsed.memoryUpdated).toBe(true);
+    expect(parsed.formatValid).toBe(false);
+    expect(parsed.issues).toEqual(['no <update> block']);
+    expect(parseMemoryTurn('I think', 'rememr1', 'old', 'update').memory).toBe('old');
+  });
+
+  it('keeps the previous memory when nothing is left without the <recall> blocks', () => {
+    const parsed = parseMemoryTurn('<recall>who?</recall>', 'rememr1', 'old', 'response');
+    expect(parsed).toMatchObject({
+      memory: 'old',
+      memoryUpdated: false,
+      recallQuery: 'who?',
+      formatValid: false,
+    });
+    expect(parsed.issues).toContain(
+      'the response is empty without its <recall> blocks: the memory is unchanged',
+    );
+  });
+
+  it('does not change memagent turns', () => {
+    expect(parseMemoryTurn(turn, 'memagent', 'old', 'response')).toEqual(
+      parseMemoryTurn(turn, 'memagent', 'old'),
     );
   });
 });

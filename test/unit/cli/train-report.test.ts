@@ -114,8 +114,10 @@ describe('train-report', () => {
       expect(reward).toContain(name);
     expect((reward.match(/<path d="M[^"]*A/g) ?? []).length).toBeGreaterThanOrEqual(24);
     // Dev scores exist at steps 2, 4 and 6 only.
+    // Dev curves name the metrics mode: these metrics were written without one, so they are project scores.
     const dev = fs.readFileSync(path.join(out, 'dev.svg'), 'utf8');
-    expect(dev).toContain('exact match');
+    expect(dev).toContain('EM (project)');
+    expect(dev).toContain('F1 (project)');
     // Time per phase: a stacked bar per step and phase with time (6 steps × 5 phases + 3 evaluations).
     const time = fs.readFileSync(path.join(out, 'time.svg'), 'utf8');
     expect((time.match(/<path d="M[^"]*Z"/g) ?? []).length).toBeGreaterThanOrEqual(33);
@@ -126,6 +128,19 @@ describe('train-report', () => {
       .split('\n')
       .map((row) => JSON.parse(row) as StepMetrics);
     expect(rows.map((row) => row.step)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  test('dev curves of a run scored in the hotpotqa-official mode name it', async () => {
+    for (let step = 1; step <= 2; step++) {
+      const metrics = stepMetrics(step, true);
+      await store.putJson(trainingMetricsKey('official', step), {
+        ...metrics,
+        evaluation: { ...metrics.evaluation!, metricsMode: 'hotpotqa-official' },
+      });
+    }
+    const out = tempDir('train-report-official');
+    await writeTrainingReport(store, 'official', out);
+    expect(fs.readFileSync(path.join(out, 'dev.svg'), 'utf8')).toContain('EM (hotpotqa-official)');
   });
 
   test('a supervised run has no rollout or dev charts', async () => {

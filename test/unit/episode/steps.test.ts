@@ -96,6 +96,7 @@ describe('episode steps', () => {
         topK: settings.topK,
         seed: `${settings.seed}/e0/${step}`,
         policyVersion: null,
+        maxNewTokens: settings.memoryMaxNewTokens,
       });
       previous = record;
     }
@@ -147,8 +148,8 @@ describe('episode steps', () => {
     expect(asked.length).toBeGreaterThan(0);
     expect(asked.every((version) => version === 'v7')).toBe(true);
     expect(records.map((record) => record.sampling)).toEqual([
-      { temperature: 1, topP: 1, topK: 0, seed: `${settings.seed}/q.g0/0`, policyVersion: 'v7' },
-      { temperature: 1, topP: 1, topK: 0, seed: `${settings.seed}/q.g1/0`, policyVersion: 'v7' },
+      { temperature: 1, topP: 1, topK: 0, seed: `${settings.seed}/q.g0/0`, policyVersion: 'v7', maxNewTokens: 8 },
+      { temperature: 1, topP: 1, topK: 0, seed: `${settings.seed}/q.g1/0`, policyVersion: 'v7', maxNewTokens: 8 },
     ]);
     // Same prompt, distinct seed streams: the log-probs are those of the full distribution at temperature 1.
     expect(records[0].promptIds).toEqual(records[1].promptIds);
