@@ -39,8 +39,6 @@ import { policyOptions } from '../workers/worker';
 import { CliExit } from './main';
 
 const PROJECT_ROOT = path.join(__dirname, '..');
-/** The metric the table's figures use (lib/agent/metrics.ts). */
-const METRIC_NAME = 'project normalisation';
 
 interface ReplicationOptions {
   spec: string;
@@ -105,6 +103,7 @@ function episodeSettings(spec: ReplicationSpec, variant: ReplicationVariant, see
     temperature: spec.episode.temperature,
     topP: spec.episode.topP,
     seed,
+    ...(spec.metrics === 'project' ? {} : { metricsMode: spec.metrics }),
     ...(variant.callback ? {} : { callback: false }),
   };
 }
@@ -142,7 +141,7 @@ async function evaluateVariant(
           settings,
           policy: variant.policy,
           digest,
-          metric: METRIC_NAME,
+          metric: spec.metrics,
         }),
       );
       const file = path.join(out, 'results', `${variant.id}.seed${seed}.json`);
@@ -183,7 +182,7 @@ async function evaluateVariant(
         key,
         variant,
         seed,
-        metric: METRIC_NAME,
+        metric: spec.metrics,
         seconds: Math.round((performance.now() - started) / 1000),
         byLength,
       };
@@ -232,7 +231,7 @@ async function replication(options: ReplicationOptions): Promise<void> {
     );
   }
   fs.mkdirSync(options.out, { recursive: true });
-  const table = replicationMarkdown(summaries, METRIC_NAME);
+  const table = replicationMarkdown(summaries, spec.metrics);
   fs.writeFileSync(path.join(options.out, 'table.md'), table);
   fs.writeFileSync(
     path.join(options.out, 'accuracy.svg'),

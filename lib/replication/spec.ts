@@ -54,6 +54,8 @@ export const replicationSpecSchema = z
         topP: z.number().positive().max(1),
       })
       .strict(),
+    /** How answers are scored (lib/agent/metrics.ts); named in the table. */
+    metrics: z.enum(['project', 'hotpotqa-official']).default('project'),
     /** Evaluation seeds: sampled agents run once per seed; the table gives the mean and the range. */
     seeds: z.array(positive).min(1),
     /** Episodes in flight at once. */
