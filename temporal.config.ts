@@ -126,6 +126,8 @@ export const configSchema = z
          */
         memoryMaxNewTokens: z.number().int().min(1).optional(),
         answerMaxNewTokens: z.number().int().min(1).optional(),
+        /** Chunk size in tokens. Absent: the model's generation_config.json (`rememr1.chunk_tokens`), else 512. */
+        chunkTokens: z.number().int().min(1).optional(),
       })
       .strict(),
     /** Where the local stack (dev server database, MinIO data, installed binaries) lives. */
@@ -220,6 +222,7 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_MEMORY_CONTENT', path: ['episodes', 'memoryContent'], type: 'string' },
   { env: 'REMEMR1_MEMORY_MAX_NEW_TOKENS', path: ['episodes', 'memoryMaxNewTokens'], type: 'number' },
   { env: 'REMEMR1_ANSWER_MAX_NEW_TOKENS', path: ['episodes', 'answerMaxNewTokens'], type: 'number' },
+  { env: 'REMEMR1_CHUNK_TOKENS', path: ['episodes', 'chunkTokens'], type: 'number' },
   { env: 'REMEMR1_LOCAL_DIR', path: ['localDir'], type: 'string' },
 ];
 

@@ -62,6 +62,7 @@ export function episodeSettingOverrides(
 export interface GenerationLimitOptions {
   memoryTokens?: number;
   answerTokens?: number;
+  chunkTokens?: number;
 }
 
 function limitsOf(json: unknown, where: string): ModelGenerationLimits {
@@ -113,10 +114,15 @@ export async function runGenerationLimits(
   model: { policyVersion: string; store: BlobStore } | { folder: string } = { folder: config.model.path },
 ): Promise<ResolvedGenerationLimits> {
   return resolveGenerationLimits({
-    commandLine: { memoryMaxNewTokens: options.memoryTokens, answerMaxNewTokens: options.answerTokens },
+    commandLine: {
+      memoryMaxNewTokens: options.memoryTokens,
+      answerMaxNewTokens: options.answerTokens,
+      chunkTokens: options.chunkTokens,
+    },
     config: {
       memoryMaxNewTokens: config.episodes.memoryMaxNewTokens,
       answerMaxNewTokens: config.episodes.answerMaxNewTokens,
+      chunkTokens: config.episodes.chunkTokens,
     },
     model: await readModelGenerationLimits(model),
   });

@@ -83,7 +83,11 @@ export function withEpisodeReadingOptions(command: Command): Command {
         .choices(['rememr1', 'memagent'])
         .default(defaultEpisodeSettings.mode),
     )
-    .option('--chunk-tokens <n>', 'chunk size in tokens', positiveInt, defaultEpisodeSettings.chunkTokens)
+    .option(
+      '--chunk-tokens <n>',
+      `chunk size in tokens (default: config, else the model's generation_config.json, else ${defaultEpisodeSettings.chunkTokens})`,
+      positiveInt,
+    )
     .option(
       '--max-chunks <n>',
       'read at most this many chunks of each document (0 = all)',
@@ -297,7 +301,7 @@ interface QaOptions extends EpisodeSettingOptions {
   dataset: string;
   runId?: string;
   mode: EpisodeSettings['mode'];
-  chunkTokens: number;
+  chunkTokens?: number;
   maxChunks: number;
   memoryTokens?: number;
   answerTokens?: number;
@@ -322,7 +326,6 @@ async function runQa(options: QaOptions): Promise<void> {
   const settings: EpisodeSettings = {
     ...defaultEpisodeSettings,
     mode: options.mode,
-    chunkTokens: options.chunkTokens,
     maxChunks: options.maxChunks,
     temperature: options.temperature,
     topP: options.topP,
@@ -351,6 +354,7 @@ async function runQa(options: QaOptions): Promise<void> {
   });
   settings.memoryMaxNewTokens = limits.memoryMaxNewTokens;
   settings.answerMaxNewTokens = limits.answerMaxNewTokens;
+  settings.chunkTokens = limits.chunkTokens;
   console.log(describeGenerationLimits(limits));
   await ensureTemporal(config, options.ui);
   let client: Client | undefined;

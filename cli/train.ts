@@ -118,7 +118,7 @@ export interface TrainingRunOptions extends EpisodeSettingOptions {
   alpha: number;
   lr: number;
   miniBatches: number;
-  chunkTokens: number;
+  chunkTokens?: number;
   maxChunks: number;
   memoryTokens?: number;
   answerTokens?: number;
@@ -286,7 +286,7 @@ export async function buildTrainingInput(
   const episode: EpisodeSettings = {
     ...defaultEpisodeSettings,
     mode: options.mode,
-    chunkTokens: options.chunkTokens,
+    chunkTokens: limits.chunkTokens,
     maxChunks: options.maxChunks,
     memoryMaxNewTokens: limits.memoryMaxNewTokens,
     answerMaxNewTokens: limits.answerMaxNewTokens,

@@ -1,5 +1,6 @@
 /**
- * How many new tokens a memory turn and the final turn may generate, scaled to the model.
+ * How many new tokens a memory turn and the final turn may generate, scaled to the model; and the chunk size the
+ * model reads (a small model trained on short chunks reads its documents in those).
  *
  * A small model writes short turns; a real one (the released runs allow 2,048 new tokens per memory turn) is cut
  * off before `</update>` or `\boxed{` by small limits. So the limits of a run are resolved, per turn kind, from the
@@ -11,6 +12,8 @@
  *        "rememr1": { "memory_max_new_tokens": 2048, "answer_max_new_tokens": 2048 }
  *      for that turn kind, else Hugging Face's `max_new_tokens` for both;
  *   4. the built-in defaults (`defaultEpisodeSettings`: 64 and 24, sized for the bundled tiny model).
+ * The chunk size follows the same order: `--chunk-tokens`, `episodes.chunkTokens` (REMEMR1_CHUNK_TOKENS),
+ * `rememr1.chunk_tokens`, then 512.
  * The resolved numbers go into the episode settings, so the run's workflow input, its run binding and every turn
  * record (`sampling.maxNewTokens`) carry the limits actually used. Pure: the caller reads the files.
  */
@@ -22,11 +25,13 @@ export interface ModelGenerationLimits {
   maxNewTokens?: number;
   memoryMaxNewTokens?: number;
   answerMaxNewTokens?: number;
+  chunkTokens?: number;
 }
 
 export interface TurnLimits {
   memoryMaxNewTokens?: number;
   answerMaxNewTokens?: number;
+  chunkTokens?: number;
 }
 
 export interface GenerationLimitLayers {
@@ -39,8 +44,9 @@ export interface GenerationLimitLayers {
 export interface ResolvedGenerationLimits {
   memoryMaxNewTokens: number;
   answerMaxNewTokens: number;
+  chunkTokens: number;
   /** Where each number came from, for the run's log. */
-  sources: { memory: string; answer: string };
+  sources: { memory: string; answer: string; chunk: string };
 }
 
 /** The limits fields of a parsed generation_config.json. */
@@ -53,7 +59,18 @@ export function modelGenerationLimits(json: GenerationConfigJson): ModelGenerati
     ...(json.rememr1?.answer_max_new_tokens === undefined
       ? {}
       : { answerMaxNewTokens: json.rememr1.answer_max_new_tokens }),
+    ...(json.rememr1?.chunk_tokens === undefined ? {} : { chunkTokens: json.rememr1.chunk_tokens }),
   };
+}
+
+function resolveChunkTokens(layers: GenerationLimitLayers): { value: number; source: string } {
+  if (layers.commandLine.chunkTokens !== undefined)
+    return { value: layers.commandLine.chunkTokens, source: 'command line' };
+  if (layers.config.chunkTokens !== undefined)
+    return { value: layers.config.chunkTokens, source: 'config episodes.chunkTokens' };
+  if (layers.model?.chunkTokens !== undefined)
+    return { value: layers.model.chunkTokens, source: 'generation_config.json rememr1.chunk_tokens' };
+  return { value: defaultEpisodeSettings.chunkTokens, source: 'built-in default' };
 }
 
 function resolveOne(
@@ -78,14 +95,16 @@ function resolveOne(
 export function resolveGenerationLimits(layers: GenerationLimitLayers): ResolvedGenerationLimits {
   const memory = resolveOne(layers, 'memory');
   const answer = resolveOne(layers, 'answer');
+  const chunk = resolveChunkTokens(layers);
   return {
     memoryMaxNewTokens: memory.value,
     answerMaxNewTokens: answer.value,
-    sources: { memory: memory.source, answer: answer.source },
+    chunkTokens: chunk.value,
+    sources: { memory: memory.source, answer: answer.source, chunk: chunk.source },
   };
 }
 
 /** One line for the run's log: "generation limits: memory turn 2048 (…), final turn 2048 (…)". */
 export function describeGenerationLimits(limits: ResolvedGenerationLimits): string {
-  return `generation limits: memory turn ${limits.memoryMaxNewTokens} new tokens (${limits.sources.memory}), final turn ${limits.answerMaxNewTokens} (${limits.sources.answer})`;
+  return `chunks of ${limits.chunkTokens} tokens (${limits.sources.chunk}); generation limits: memory turn ${limits.memoryMaxNewTokens} new tokens (${limits.sources.memory}), final turn ${limits.answerMaxNewTokens} (${limits.sources.answer})`;
 }

@@ -60,6 +60,8 @@ const generationConfigJsonSchema = z.looseObject({
     .looseObject({
       memory_max_new_tokens: positiveInt.optional(),
       answer_max_new_tokens: positiveInt.optional(),
+      /** The chunk size the model was trained to read (the episode default when none is configured). */
+      chunk_tokens: positiveInt.optional(),
     })
     .optional(),
 });

@@ -19,7 +19,8 @@ describe('resolveGenerationLimits', () => {
     expect(resolveGenerationLimits(none)).toEqual({
       memoryMaxNewTokens: 64,
       answerMaxNewTokens: 24,
-      sources: { memory: 'built-in default', answer: 'built-in default' },
+      chunkTokens: 512,
+      sources: { memory: 'built-in default', answer: 'built-in default', chunk: 'built-in default' },
     });
   });
 
@@ -36,13 +37,15 @@ describe('resolveGenerationLimits', () => {
     expect(limits).toEqual({
       memoryMaxNewTokens: 2048,
       answerMaxNewTokens: 256,
+      chunkTokens: 512,
       sources: {
         memory: 'generation_config.json max_new_tokens',
         answer: 'generation_config.json rememr1.answer_max_new_tokens',
+        chunk: 'built-in default',
       },
     });
     expect(describeGenerationLimits(limits)).toBe(
-      'generation limits: memory turn 2048 new tokens (generation_config.json max_new_tokens), final turn 256 (generation_config.json rememr1.answer_max_new_tokens)',
+      'chunks of 512 tokens (built-in default); generation limits: memory turn 2048 new tokens (generation_config.json max_new_tokens), final turn 256 (generation_config.json rememr1.answer_max_new_tokens)',
     );
   });
 
@@ -60,7 +63,30 @@ describe('resolveGenerationLimits', () => {
     ).toEqual({
       memoryMaxNewTokens: 300,
       answerMaxNewTokens: 7,
-      sources: { memory: 'config episodes.memoryMaxNewTokens', answer: 'command line' },
+      chunkTokens: 512,
+      sources: {
+        memory: 'config episodes.memoryMaxNewTokens',
+        answer: 'command line',
+        chunk: 'built-in default',
+      },
+    });
+  });
+
+  it("reads the model's chunk size, below the config and the command line", () => {
+    const model = { chunkTokens: 128 };
+    expect(resolveGenerationLimits({ ...none, model })).toMatchObject({
+      chunkTokens: 128,
+      sources: { chunk: 'generation_config.json rememr1.chunk_tokens' },
+    });
+    expect(
+      resolveGenerationLimits({ commandLine: {}, config: { chunkTokens: 256 }, model }).chunkTokens,
+    ).toBe(256);
+    expect(
+      resolveGenerationLimits({ commandLine: { chunkTokens: 64 }, config: { chunkTokens: 256 }, model })
+        .chunkTokens,
+    ).toBe(64);
+    expect(modelGenerationLimits(parseGenerationConfig({ rememr1: { chunk_tokens: 128 } }).raw)).toEqual({
+      chunkTokens: 128,
     });
   });
 
