@@ -40,6 +40,7 @@ import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
 import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../workflows/batch';
 import { startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
+import { registerExportCommand } from './export';
 import { answersTable, summaryTable } from './render';
 import { registerReportCommand } from './report';
 import { registerScheduleCommands } from './schedule';
@@ -619,6 +620,7 @@ export async function main(argv: string[]): Promise<void> {
   registerScheduleCommands(program);
   registerBenchDataCommand(program);
   registerTracesCommand(program);
+  registerExportCommand(program);
 
   await program.parseAsync(argv);
 }
