@@ -3,7 +3,7 @@
  * list a page's unfinished episodes, record failures, and aggregate the summary.
  */
 import { Context } from '@temporalio/activity';
-import { detectDatasetFormat, readDataset, type RowError } from '../lib/data/dataset';
+import { DatasetFormatError, blobDatasetSource, detectDatasetFormat, readDataset, type FieldMapping, type RowError } from '../lib/data/dataset';
 import { SummaryBuilder, type BatchSummary } from '../lib/episode/summary';
 import type { EpisodeInputRecord, EpisodeResult } from '../lib/episode/types';
 import {
@@ -28,6 +28,21 @@ export interface BatchIndex {
   pageSize: number;
 }
 
+/** One shard of a dataset: an object of the project's blob store, or of an S3 bucket read in place. */
+export interface DatasetShardRef {
+  key: string;
+  /** The S3 bucket the shard is read from in place; absent = the project's blob store. */
+  bucket?: string;
+  /** Where it came from (a local path or an s3:// URI), for row errors. */
+  name: string;
+}
+
+/** A dataset of several shards, or read with mapped column names. */
+export interface DatasetSourceRef {
+  shards: DatasetShardRef[];
+  fields?: FieldMapping;
+}
+
 export interface PageEntry {
   episodeId: string;
   rowIndex: number;
@@ -45,18 +60,35 @@ function failFast<T>(work: () => Promise<T>): Promise<T> {
   return failFastOnBadInput(work, { programmingErrors: true });
 }
 
-export function createBatchActivities(deps: { store: BlobStore }) {
-  const { store } = deps;
+export interface BatchActivityDeps {
+  store: BlobStore;
+  /**
+   * A store rooted at an S3 bucket, for datasets read in place (workers whose own store is on S3 have one); the
+   * caller closes it.
+   */
+  openBucket?: (bucket: string) => BlobStore;
+}
+
+export function createBatchActivities(deps: BatchActivityDeps) {
+  const { store, openBucket } = deps;
+  const bucketStore = (shard: DatasetShardRef): BlobStore => {
+    if (openBucket === undefined || shard.bucket === undefined) {
+      throw new DatasetFormatError(
+        `dataset shard ${shard.name} is read in place from S3, but this worker's blob store is not on S3: run workers with REMEMR1_STORAGE=s3`,
+      );
+    }
+    return openBucket(shard.bucket);
+  };
   return {
     /**
      * Streams the dataset once: each valid row becomes an episode input, pages of `pageSize` episodes are written
      * as they fill, bad rows are collected with their row numbers. Idempotent: a finished index is returned as is,
      * and a retried attempt rewrites the same objects with the same bytes.
      */
-    async indexDataset(runId: string, datasetKey: string, pageSize: number): Promise<BatchIndex> {
+    async indexDataset(runId: string, datasetKey: string, pageSize: number, source?: DatasetSourceRef): Promise<BatchIndex> {
       return failFast(async () => {
         if (await store.exists(batchIndexKey(runId))) return store.getJson<BatchIndex>(batchIndexKey(runId));
-        const format = detectDatasetFormat(datasetKey);
+        const shards = source?.shards ?? [{ key: datasetKey, name: datasetKey }];
         const context = Context.current();
         const errors: RowError[] = [];
         let invalidRows = 0;
@@ -68,19 +100,35 @@ export function createBatchActivities(deps: { store: BlobStore }) {
           pages += 1;
           page = [];
         };
-        for await (const item of readDataset({ stream: () => store.getStream(datasetKey), bytes: () => store.get(datasetKey) }, format)) {
-          rows += 1;
-          if (!item.ok) {
-            invalidRows += 1;
-            if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(item.error);
-            continue;
+        for (const shard of shards) {
+          const format = detectDatasetFormat(shard.key);
+          const shardStore = shard.bucket === undefined ? store : bucketStore(shard);
+          // Row numbers run on across shards; errors also give the shard and the row within it.
+          const offset = rows;
+          try {
+            for await (const item of readDataset(blobDatasetSource(shardStore, shard.key), format, source?.fields)) {
+              rows += 1;
+              if (!item.ok) {
+                invalidRows += 1;
+                const error: RowError = { ...item.error, rowIndex: offset + item.error.rowIndex };
+                if (shards.length > 1 || source !== undefined) Object.assign(error, { file: shard.name, fileRow: item.error.rowIndex });
+                if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(error);
+                continue;
+              }
+              const rowIndex = offset + item.row.rowIndex;
+              const episodeId = episodeIdForRow(rowIndex);
+              const record: EpisodeInputRecord = { id: item.row.id, rowIndex, question: item.row.question, context: item.row.context, answers: item.row.answers };
+              await store.putJson(episodeInputKey(runId, episodeId), record);
+              page.push({ episodeId, rowIndex });
+              if (page.length === pageSize) await flush();
+              if (rows % 100 === 0) context.heartbeat(rows);
+            }
+          } catch (error) {
+            if (error instanceof DatasetFormatError) throw new DatasetFormatError(`${shard.name}: ${error.message}`);
+            throw error;
+          } finally {
+            if (shardStore !== store) await shardStore.close();
           }
-          const episodeId = episodeIdForRow(item.row.rowIndex);
-          const record: EpisodeInputRecord = { id: item.row.id, rowIndex: item.row.rowIndex, question: item.row.question, context: item.row.context, answers: item.row.answers };
-          await store.putJson(episodeInputKey(runId, episodeId), record);
-          page.push({ episodeId, rowIndex: item.row.rowIndex });
-          if (page.length === pageSize) await flush();
-          if (rows % 100 === 0) context.heartbeat(rows);
         }
         if (page.length > 0) await flush();
         await store.putJson(batchRowErrorsKey(runId), { invalidRows, errors, truncated: invalidRows > errors.length });

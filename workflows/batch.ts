@@ -20,7 +20,7 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { BatchActivities, BatchIndex, PageEntry } from '../activities/batch';
+import type { BatchActivities, BatchIndex, DatasetSourceRef, PageEntry } from '../activities/batch';
 import type { BatchSummary } from '../lib/episode/summary';
 import type { EpisodeSettings } from '../lib/episode/types';
 import { searchAttributes } from '../lib/temporal/search-attributes';
@@ -29,8 +29,10 @@ import { activityOptions, type WorkflowRuntime } from './options';
 
 export interface BatchQAInput {
   runId: string;
-  /** Blob key of the dataset file (.jsonl, .json or .parquet). */
+  /** Blob key of the dataset file (.jsonl, .json or .parquet); with `source`, its first shard. */
   datasetKey: string;
+  /** A dataset of shards (in the blob store, or in an S3 bucket read in place) or with mapped columns. */
+  source?: DatasetSourceRef;
   /** Human name of the dataset, for search and the summary. */
   dataset: string;
   settings: EpisodeSettings;
@@ -81,7 +83,12 @@ export async function batchQAWorkflow(input: BatchQAInput): Promise<BatchSummary
     { key: searchAttributes.status, value: progress.status },
   ]);
 
-  const index = input.state?.index ?? (await io.indexDataset(input.runId, input.datasetKey, input.pageSize));
+  // The source is passed only when there is one, so batches started before it existed schedule the same activity.
+  const index =
+    input.state?.index ??
+    (input.source === undefined
+      ? await io.indexDataset(input.runId, input.datasetKey, input.pageSize)
+      : await io.indexDataset(input.runId, input.datasetKey, input.pageSize, input.source));
   Object.assign(progress, { rows: index.rows, validRows: index.validRows, invalidRows: index.invalidRows, pages: index.pages });
   if (input.stopOnBadRow && index.invalidRows > 0) {
     throw ApplicationFailure.nonRetryable(

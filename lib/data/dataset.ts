@@ -33,6 +33,9 @@ export interface QaRow {
 export interface RowError {
   rowIndex: number;
   reason: string;
+  /** For a dataset of shards (or read with mapped columns): the shard, and the 0-based row within it. */
+  file?: string;
+  fileRow?: number;
 }
 
 export type DatasetItem = { ok: true; row: QaRow } | { ok: false; error: RowError };
