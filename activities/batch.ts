@@ -124,7 +124,8 @@ export function createBatchActivities(deps: BatchActivityDeps) {
               if (rows % 100 === 0) context.heartbeat(rows);
             }
           } catch (error) {
-            if (error instanceof DatasetFormatError) throw new DatasetFormatError(`${shard.name}: ${error.message}`);
+            // A dataset of shards says which one is broken; one file keeps the message it always had.
+            if (error instanceof DatasetFormatError && source !== undefined) throw new DatasetFormatError(`${shard.name}: ${error.message}`);
             throw error;
           } finally {
             if (shardStore !== store) await shardStore.close();
