@@ -10,6 +10,7 @@ import {
   batchIndexKey,
   batchPageKey,
   batchRowErrorsKey,
+  batchShardIndexKey,
   batchSummaryKey,
   episodeFailureKey,
   episodeInputKey,
@@ -41,6 +42,34 @@ export interface DatasetShardRef {
 export interface DatasetSourceRef {
   shards: DatasetShardRef[];
   fields?: FieldMapping;
+}
+
+/** Where a shard's rows and pages start (known once the shards before it are indexed). */
+export interface ShardPosition {
+  shard: number;
+  /** Dataset row number of the shard's first row. */
+  rowOffset: number;
+  /** Page number of the shard's first page. */
+  firstPage: number;
+  pageSize: number;
+  /** Row errors name the shard file and the row within it (datasets given as a source). */
+  nameRows: boolean;
+}
+
+/** What one indexed shard holds (runs/{run}/batch/shards/{shard}.json). */
+export interface ShardIndex {
+  rows: number;
+  validRows: number;
+  invalidRows: number;
+  pages: number;
+  errors: RowError[];
+  truncated: boolean;
+}
+
+/** The last point where everything before it is stored: the heartbeat of `indexShard`, where a retry resumes. */
+interface ShardResumePoint {
+  rowsRead: number;
+  pages: number;
 }
 
 export interface PageEntry {
@@ -132,6 +161,98 @@ export function createBatchActivities(deps: BatchActivityDeps) {
           }
         }
         if (page.length > 0) await flush();
+        await store.putJson(batchRowErrorsKey(runId), { invalidRows, errors, truncated: invalidRows > errors.length });
+        const index: BatchIndex = { rows, validRows: rows - invalidRows, invalidRows, pages, pageSize };
+        await store.putIfAbsent(batchIndexKey(runId), JSON.stringify(index));
+        return index;
+      });
+    },
+
+    /**
+     * Indexes one shard: each valid row becomes an episode input, pages fill from `firstPage` (the last one may be
+     * short), bad rows are kept with the shard's counts. Heartbeats after every page with the rows read so far; a
+     * retry (the worker died, the activity timed out) re-reads the shard but writes nothing before that point, so
+     * no row is lost or doubled. A shard already indexed is returned as is.
+     */
+    async indexShard(runId: string, shard: DatasetShardRef, fields: FieldMapping | undefined, position: ShardPosition): Promise<Omit<ShardIndex, 'errors'>> {
+      return failFast(async () => {
+        const doneKey = batchShardIndexKey(runId, position.shard);
+        const counts = (index: ShardIndex): Omit<ShardIndex, 'errors'> => ({
+          rows: index.rows,
+          validRows: index.validRows,
+          invalidRows: index.invalidRows,
+          pages: index.pages,
+          truncated: index.truncated,
+        });
+        if (await store.exists(doneKey)) return counts(await store.getJson<ShardIndex>(doneKey));
+        const context = Context.current();
+        const resume = context.info.heartbeatDetails as ShardResumePoint | undefined;
+        const format = detectDatasetFormat(shard.key);
+        const shardStore = shard.bucket === undefined ? store : bucketStore(shard);
+        const errors: RowError[] = [];
+        let rows = 0;
+        let invalidRows = 0;
+        let pages = resume?.pages ?? 0;
+        let page: PageEntry[] = [];
+        let resumePoint: ShardResumePoint = resume ?? { rowsRead: 0, pages: 0 };
+        const flush = async (): Promise<void> => {
+          await store.putJson(batchPageKey(runId, position.firstPage + pages), page);
+          pages += 1;
+          page = [];
+          resumePoint = { rowsRead: rows, pages };
+          context.heartbeat(resumePoint);
+        };
+        try {
+          for await (const item of readDataset(blobDatasetSource(shardStore, shard.key), format, fields)) {
+            rows += 1;
+            if (rows % 100 === 0) context.heartbeat(resumePoint);
+            // Rows before the resume point are stored already: only their errors are collected again.
+            const stored = resume !== undefined && rows <= resume.rowsRead;
+            if (!item.ok) {
+              invalidRows += 1;
+              const error: RowError = { ...item.error, rowIndex: position.rowOffset + item.error.rowIndex };
+              if (position.nameRows) Object.assign(error, { file: shard.name, fileRow: item.error.rowIndex });
+              if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(error);
+              continue;
+            }
+            if (stored) continue;
+            const rowIndex = position.rowOffset + item.row.rowIndex;
+            const episodeId = episodeIdForRow(rowIndex);
+            const record: EpisodeInputRecord = { id: item.row.id, rowIndex, question: item.row.question, context: item.row.context, answers: item.row.answers };
+            await store.putJson(episodeInputKey(runId, episodeId), record);
+            page.push({ episodeId, rowIndex });
+            if (page.length === position.pageSize) await flush();
+          }
+        } catch (error) {
+          if (error instanceof DatasetFormatError && position.nameRows) throw new DatasetFormatError(`${shard.name}: ${error.message}`);
+          throw error;
+        } finally {
+          if (shardStore !== store) await shardStore.close();
+        }
+        if (page.length > 0) await flush();
+        const index: ShardIndex = { rows, validRows: rows - invalidRows, invalidRows, pages, errors, truncated: invalidRows > errors.length };
+        await store.putJson(doneKey, index);
+        return counts(index);
+      });
+    },
+
+    /** After every shard is indexed: the run's row errors (capped) and its index, from the shards' own. */
+    async finishIndex(runId: string, shards: number, pageSize: number): Promise<BatchIndex> {
+      return failFast(async () => {
+        if (await store.exists(batchIndexKey(runId))) return store.getJson<BatchIndex>(batchIndexKey(runId));
+        const context = Context.current();
+        const errors: RowError[] = [];
+        let rows = 0;
+        let invalidRows = 0;
+        let pages = 0;
+        for (let shard = 0; shard < shards; shard += 1) {
+          const index = await store.getJson<ShardIndex>(batchShardIndexKey(runId, shard));
+          rows += index.rows;
+          invalidRows += index.invalidRows;
+          pages += index.pages;
+          for (const error of index.errors) if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(error);
+          if (shard % 100 === 99) context.heartbeat(shard);
+        }
         await store.putJson(batchRowErrorsKey(runId), { invalidRows, errors, truncated: invalidRows > errors.length });
         const index: BatchIndex = { rows, validRows: rows - invalidRows, invalidRows, pages, pageSize };
         await store.putIfAbsent(batchIndexKey(runId), JSON.stringify(index));
