@@ -11,6 +11,7 @@ import type { DatasetSourceRef } from '../activities/batch';
 import type { FieldMapping } from '../lib/data/dataset';
 import {
   DatasetSourceError,
+  checkShardCount,
   checkSourceColumns,
   datasetDigest,
   resolveLocalSource,
@@ -79,6 +80,7 @@ export async function prepareDataset(config: RememConfig, spec: string, fields: 
     resolved = resolveLocalSource(spec);
     await checkSourceColumns(resolved, fields, undefined);
   }
+  checkShardCount(resolved);
   const digests: string[] = [];
   for (const shard of resolved.shards) digests.push(await shardDigest(shard));
   let digest = datasetDigest(resolved, digests);

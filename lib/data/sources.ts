@@ -196,6 +196,20 @@ export async function resolveS3Source(spec: string, bucketStore: S3BlobStore): P
   };
 }
 
+/**
+ * Most shards one batch takes: the shard list travels in the workflow's input, which Temporal caps at 2 MB per
+ * payload (a shard reference is up to a few hundred bytes).
+ */
+export const MAX_SHARDS = 4_000;
+
+export function checkShardCount(source: ResolvedSource): void {
+  if (source.shards.length > MAX_SHARDS) {
+    throw new DatasetSourceError(
+      `${source.spec} has ${source.shards.length} shards; a batch takes at most ${MAX_SHARDS}: merge shards, or run the corpus in parts (a glob per part)`,
+    );
+  }
+}
+
 /** sha256 of a file, streamed. */
 export async function fileSha256(file: string): Promise<string> {
   const hash = createHash('sha256');

@@ -1,4 +1,4 @@
-import { checkColumns, commonFormat, datasetDigest, globToRegExp, isSideFile, parseS3Uri, type ResolvedSource } from '../../../lib/data/sources';
+import { MAX_SHARDS, checkColumns, checkShardCount, commonFormat, datasetDigest, globToRegExp, isSideFile, parseS3Uri, type ResolvedSource } from '../../../lib/data/sources';
 
 describe('dataset sources (pure parts)', () => {
   it('matches globs within one path segment', () => {
@@ -34,6 +34,16 @@ describe('dataset sources (pure parts)', () => {
     );
     expect(() => checkColumns('a.jsonl', ['question', 'context'], { id: 'uid' })).toThrow('set it with --id-field');
     expect(() => checkColumns('a.jsonl', undefined, { question: 'x' })).not.toThrow();
+  });
+
+  it('refuses more shards than a workflow input carries', () => {
+    const source = (count: number): ResolvedSource => ({
+      spec: 's3://b/p/',
+      format: 'jsonl',
+      shards: Array.from({ length: count }, (_, i) => ({ kind: 's3', bucket: 'b', key: `p/${i}.jsonl`, name: `s3://b/p/${i}.jsonl`, size: 1, etag: 'e' })),
+    });
+    expect(() => checkShardCount(source(MAX_SHARDS))).not.toThrow();
+    expect(() => checkShardCount(source(MAX_SHARDS + 1))).toThrow(`s3://b/p/ has ${MAX_SHARDS + 1} shards; a batch takes at most ${MAX_SHARDS}`);
   });
 
   it('identifies one local file by its sha256 and shards by names, sizes and digests', () => {
