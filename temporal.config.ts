@@ -75,6 +75,8 @@ export const configSchema = z
         modelStep: activityOptionsSchema,
         /** The GRPO update on the trainer queue. */
         policyUpdate: activityOptionsSchema,
+        /** Indexing one dataset shard (heartbeats; a retry resumes after the last page written). */
+        indexShard: activityOptionsSchema.optional(),
       })
       .strict(),
     storage: z.discriminatedUnion('kind', [
@@ -165,6 +167,11 @@ export function defaultConfig(): RememConfig {
         startToCloseTimeout: '30m',
         heartbeatTimeout: '60s',
         retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 0 },
+      },
+      indexShard: {
+        startToCloseTimeout: '6h',
+        heartbeatTimeout: '1m',
+        retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 0 },
       },
       policyUpdate: {
         startToCloseTimeout: '6h',

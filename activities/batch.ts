@@ -3,13 +3,14 @@
  * list a page's unfinished episodes, record failures, and aggregate the summary.
  */
 import { Context } from '@temporalio/activity';
-import { detectDatasetFormat, readDataset, type RowError } from '../lib/data/dataset';
+import { DatasetFormatError, blobDatasetSource, detectDatasetFormat, readDataset, type FieldMapping, type RowError } from '../lib/data/dataset';
 import { SummaryBuilder, type BatchSummary } from '../lib/episode/summary';
 import type { EpisodeInputRecord, EpisodeResult } from '../lib/episode/types';
 import {
   batchIndexKey,
   batchPageKey,
   batchRowErrorsKey,
+  batchShardIndexKey,
   batchSummaryKey,
   episodeFailureKey,
   episodeInputKey,
@@ -26,6 +27,49 @@ export interface BatchIndex {
   invalidRows: number;
   pages: number;
   pageSize: number;
+}
+
+/** One shard of a dataset: an object of the project's blob store, or of an S3 bucket read in place. */
+export interface DatasetShardRef {
+  key: string;
+  /** The S3 bucket the shard is read from in place; absent = the project's blob store. */
+  bucket?: string;
+  /** Where it came from (a local path or an s3:// URI), for row errors. */
+  name: string;
+}
+
+/** A dataset of several shards, or read with mapped column names. */
+export interface DatasetSourceRef {
+  shards: DatasetShardRef[];
+  fields?: FieldMapping;
+}
+
+/** Where a shard's rows and pages start (known once the shards before it are indexed). */
+export interface ShardPosition {
+  shard: number;
+  /** Dataset row number of the shard's first row. */
+  rowOffset: number;
+  /** Page number of the shard's first page. */
+  firstPage: number;
+  pageSize: number;
+  /** Row errors name the shard file and the row within it (datasets given as a source). */
+  nameRows: boolean;
+}
+
+/** What one indexed shard holds (runs/{run}/batch/shards/{shard}.json). */
+export interface ShardIndex {
+  rows: number;
+  validRows: number;
+  invalidRows: number;
+  pages: number;
+  errors: RowError[];
+  truncated: boolean;
+}
+
+/** The last point where everything before it is stored: the heartbeat of `indexShard`, where a retry resumes. */
+interface ShardResumePoint {
+  rowsRead: number;
+  pages: number;
 }
 
 export interface PageEntry {
@@ -45,18 +89,35 @@ function failFast<T>(work: () => Promise<T>): Promise<T> {
   return failFastOnBadInput(work, { programmingErrors: true });
 }
 
-export function createBatchActivities(deps: { store: BlobStore }) {
-  const { store } = deps;
+export interface BatchActivityDeps {
+  store: BlobStore;
+  /**
+   * A store rooted at an S3 bucket, for datasets read in place (workers whose own store is on S3 have one); the
+   * caller closes it.
+   */
+  openBucket?: (bucket: string) => BlobStore;
+}
+
+export function createBatchActivities(deps: BatchActivityDeps) {
+  const { store, openBucket } = deps;
+  const bucketStore = (shard: DatasetShardRef): BlobStore => {
+    if (openBucket === undefined || shard.bucket === undefined) {
+      throw new DatasetFormatError(
+        `dataset shard ${shard.name} is read in place from S3, but this worker's blob store is not on S3: run workers with REMEMR1_STORAGE=s3`,
+      );
+    }
+    return openBucket(shard.bucket);
+  };
   return {
     /**
      * Streams the dataset once: each valid row becomes an episode input, pages of `pageSize` episodes are written
      * as they fill, bad rows are collected with their row numbers. Idempotent: a finished index is returned as is,
      * and a retried attempt rewrites the same objects with the same bytes.
      */
-    async indexDataset(runId: string, datasetKey: string, pageSize: number): Promise<BatchIndex> {
+    async indexDataset(runId: string, datasetKey: string, pageSize: number, source?: DatasetSourceRef): Promise<BatchIndex> {
       return failFast(async () => {
         if (await store.exists(batchIndexKey(runId))) return store.getJson<BatchIndex>(batchIndexKey(runId));
-        const format = detectDatasetFormat(datasetKey);
+        const shards = source?.shards ?? [{ key: datasetKey, name: datasetKey }];
         const context = Context.current();
         const errors: RowError[] = [];
         let invalidRows = 0;
@@ -68,21 +129,130 @@ export function createBatchActivities(deps: { store: BlobStore }) {
           pages += 1;
           page = [];
         };
-        for await (const item of readDataset({ stream: () => store.getStream(datasetKey), bytes: () => store.get(datasetKey) }, format)) {
-          rows += 1;
-          if (!item.ok) {
-            invalidRows += 1;
-            if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(item.error);
-            continue;
+        for (const shard of shards) {
+          const format = detectDatasetFormat(shard.key);
+          const shardStore = shard.bucket === undefined ? store : bucketStore(shard);
+          // Row numbers run on across shards; errors also give the shard and the row within it.
+          const offset = rows;
+          try {
+            for await (const item of readDataset(blobDatasetSource(shardStore, shard.key), format, source?.fields)) {
+              rows += 1;
+              if (!item.ok) {
+                invalidRows += 1;
+                const error: RowError = { ...item.error, rowIndex: offset + item.error.rowIndex };
+                if (shards.length > 1 || source !== undefined) Object.assign(error, { file: shard.name, fileRow: item.error.rowIndex });
+                if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(error);
+                continue;
+              }
+              const rowIndex = offset + item.row.rowIndex;
+              const episodeId = episodeIdForRow(rowIndex);
+              const record: EpisodeInputRecord = { id: item.row.id, rowIndex, question: item.row.question, context: item.row.context, answers: item.row.answers };
+              await store.putJson(episodeInputKey(runId, episodeId), record);
+              page.push({ episodeId, rowIndex });
+              if (page.length === pageSize) await flush();
+              if (rows % 100 === 0) context.heartbeat(rows);
+            }
+          } catch (error) {
+            // A dataset of shards says which one is broken; one file keeps the message it always had.
+            if (error instanceof DatasetFormatError && source !== undefined) throw new DatasetFormatError(`${shard.name}: ${error.message}`);
+            throw error;
+          } finally {
+            if (shardStore !== store) await shardStore.close();
           }
-          const episodeId = episodeIdForRow(item.row.rowIndex);
-          const record: EpisodeInputRecord = { id: item.row.id, rowIndex: item.row.rowIndex, question: item.row.question, context: item.row.context, answers: item.row.answers };
-          await store.putJson(episodeInputKey(runId, episodeId), record);
-          page.push({ episodeId, rowIndex: item.row.rowIndex });
-          if (page.length === pageSize) await flush();
-          if (rows % 100 === 0) context.heartbeat(rows);
         }
         if (page.length > 0) await flush();
+        await store.putJson(batchRowErrorsKey(runId), { invalidRows, errors, truncated: invalidRows > errors.length });
+        const index: BatchIndex = { rows, validRows: rows - invalidRows, invalidRows, pages, pageSize };
+        await store.putIfAbsent(batchIndexKey(runId), JSON.stringify(index));
+        return index;
+      });
+    },
+
+    /**
+     * Indexes one shard: each valid row becomes an episode input, pages fill from `firstPage` (the last one may be
+     * short), bad rows are kept with the shard's counts. Heartbeats after every page with the rows read so far; a
+     * retry (the worker died, the activity timed out) re-reads the shard but writes nothing before that point, so
+     * no row is lost or doubled. A shard already indexed is returned as is.
+     */
+    async indexShard(runId: string, shard: DatasetShardRef, fields: FieldMapping | undefined, position: ShardPosition): Promise<Omit<ShardIndex, 'errors'>> {
+      return failFast(async () => {
+        const doneKey = batchShardIndexKey(runId, position.shard);
+        const counts = (index: ShardIndex): Omit<ShardIndex, 'errors'> => ({
+          rows: index.rows,
+          validRows: index.validRows,
+          invalidRows: index.invalidRows,
+          pages: index.pages,
+          truncated: index.truncated,
+        });
+        if (await store.exists(doneKey)) return counts(await store.getJson<ShardIndex>(doneKey));
+        const context = Context.current();
+        const resume = context.info.heartbeatDetails as ShardResumePoint | undefined;
+        const format = detectDatasetFormat(shard.key);
+        const shardStore = shard.bucket === undefined ? store : bucketStore(shard);
+        const errors: RowError[] = [];
+        let rows = 0;
+        let invalidRows = 0;
+        let pages = resume?.pages ?? 0;
+        let page: PageEntry[] = [];
+        let resumePoint: ShardResumePoint = resume ?? { rowsRead: 0, pages: 0 };
+        const flush = async (): Promise<void> => {
+          await store.putJson(batchPageKey(runId, position.firstPage + pages), page);
+          pages += 1;
+          page = [];
+          resumePoint = { rowsRead: rows, pages };
+          context.heartbeat(resumePoint);
+        };
+        try {
+          for await (const item of readDataset(blobDatasetSource(shardStore, shard.key), format, fields)) {
+            rows += 1;
+            if (rows % 100 === 0) context.heartbeat(resumePoint);
+            // Rows before the resume point are stored already: only their errors are collected again.
+            const stored = resume !== undefined && rows <= resume.rowsRead;
+            if (!item.ok) {
+              invalidRows += 1;
+              const error: RowError = { ...item.error, rowIndex: position.rowOffset + item.error.rowIndex };
+              if (position.nameRows) Object.assign(error, { file: shard.name, fileRow: item.error.rowIndex });
+              if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(error);
+              continue;
+            }
+            if (stored) continue;
+            const rowIndex = position.rowOffset + item.row.rowIndex;
+            const episodeId = episodeIdForRow(rowIndex);
+            const record: EpisodeInputRecord = { id: item.row.id, rowIndex, question: item.row.question, context: item.row.context, answers: item.row.answers };
+            await store.putJson(episodeInputKey(runId, episodeId), record);
+            page.push({ episodeId, rowIndex });
+            if (page.length === position.pageSize) await flush();
+          }
+        } catch (error) {
+          if (error instanceof DatasetFormatError && position.nameRows) throw new DatasetFormatError(`${shard.name}: ${error.message}`);
+          throw error;
+        } finally {
+          if (shardStore !== store) await shardStore.close();
+        }
+        if (page.length > 0) await flush();
+        const index: ShardIndex = { rows, validRows: rows - invalidRows, invalidRows, pages, errors, truncated: invalidRows > errors.length };
+        await store.putJson(doneKey, index);
+        return counts(index);
+      });
+    },
+
+    /** After every shard is indexed: the run's row errors (capped) and its index, from the shards' own. */
+    async finishIndex(runId: string, shards: number, pageSize: number): Promise<BatchIndex> {
+      return failFast(async () => {
+        if (await store.exists(batchIndexKey(runId))) return store.getJson<BatchIndex>(batchIndexKey(runId));
+        const context = Context.current();
+        const errors: RowError[] = [];
+        let rows = 0;
+        let invalidRows = 0;
+        let pages = 0;
+        for (let shard = 0; shard < shards; shard += 1) {
+          const index = await store.getJson<ShardIndex>(batchShardIndexKey(runId, shard));
+          rows += index.rows;
+          invalidRows += index.invalidRows;
+          pages += index.pages;
+          for (const error of index.errors) if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(error);
+          if (shard % 100 === 99) context.heartbeat(shard);
+        }
         await store.putJson(batchRowErrorsKey(runId), { invalidRows, errors, truncated: invalidRows > errors.length });
         const index: BatchIndex = { rows, validRows: rows - invalidRows, invalidRows, pages, pageSize };
         await store.putIfAbsent(batchIndexKey(runId), JSON.stringify(index));

@@ -26,6 +26,7 @@ import { describeGenerationLimits } from '../lib/episode/generation-limits';
 import type { BatchSummary } from '../lib/episode/summary';
 import { defaultEpisodeSettings, type EpisodeResult, type EpisodeSettings } from '../lib/episode/types';
 import { detectDatasetFormat } from '../lib/data/dataset';
+import { fileSha256 } from '../lib/data/sources';
 import {
   InvalidBlobIdError,
   batchRunKey,
@@ -41,12 +42,14 @@ import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
 import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../workflows/batch';
 import { startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
+import { fieldMapping, prepareDataset, stageDataset, withDatasetFieldOptions, type FieldOptions } from './dataset-source';
 import {
   episodeSettingOverrides,
   runGenerationLimits,
   withEpisodeSettingOptions,
   type EpisodeSettingOptions,
 } from './episode-settings';
+import { registerExportCommand } from './export';
 import { answersTable, summaryTable } from './render';
 import { registerReportCommand } from './report';
 import { registerScheduleCommands } from './schedule';
@@ -178,10 +181,10 @@ export async function uploadDataset(
   store: BlobStore,
   file: string,
 ): Promise<{ key: string; digest: string }> {
-  const bytes = fs.readFileSync(file);
-  const digest = createHash('sha256').update(bytes).digest('hex');
+  // Streamed twice (digest, then upload), never held in memory; a file already stored is not sent again.
+  const digest = await fileSha256(file);
   const key = datasetKey(digest.slice(0, 32), path.basename(file).replace(/[^A-Za-z0-9._-]/g, '_'));
-  await store.putIfAbsent(key, bytes);
+  if (!(await store.exists(key))) await store.putStream(key, fs.createReadStream(file));
   return { key, digest };
 }
 
@@ -297,7 +300,7 @@ export async function atMost(ms: number, work: Promise<unknown>): Promise<void> 
   clearTimeout(timer);
 }
 
-interface QaOptions extends EpisodeSettingOptions {
+interface QaOptions extends EpisodeSettingOptions, FieldOptions {
   dataset: string;
   runId?: string;
   mode: EpisodeSettings['mode'];
@@ -322,7 +325,7 @@ async function runQa(options: QaOptions): Promise<void> {
   // The embedded worker shares the terminal with the progress bar and tables: warnings and errors only.
   process.env.REMEMR1_LOG_LEVEL ??= 'WARN';
   const config = loadConfig();
-  checkDatasetFile(options.dataset);
+  const dataset = await prepareDataset(config, options.dataset, fieldMapping(options));
   const settings: EpisodeSettings = {
     ...defaultEpisodeSettings,
     mode: options.mode,
@@ -362,7 +365,8 @@ async function runQa(options: QaOptions): Promise<void> {
   const interrupts = watchInterrupts();
   let interrupted = false;
   try {
-    const { key, digest } = await uploadDataset(store, options.dataset);
+    const { datasetKey: key, source } = await stageDataset(store, dataset);
+    const digest = dataset.digest;
     const model =
       options.policyVersion === undefined
         ? path.resolve(config.model.path)
@@ -372,7 +376,7 @@ async function runQa(options: QaOptions): Promise<void> {
       options.runId ??
       `qa-${createHash('sha256').update(JSON.stringify({ digest, settings, model })).digest('hex').slice(0, 16)}`;
     await bindRunId(store, runId, {
-      dataset: path.basename(options.dataset),
+      dataset: dataset.name,
       datasetDigest: digest,
       model,
       settings,
@@ -388,7 +392,8 @@ async function runQa(options: QaOptions): Promise<void> {
     const input: BatchQAInput = {
       runId,
       datasetKey: key,
-      dataset: path.basename(options.dataset),
+      ...(source === undefined ? {} : { source }),
+      dataset: dataset.name,
       settings,
       runtime: { taskQueues: config.taskQueues, activities: config.activities },
       width: options.width,
@@ -521,9 +526,13 @@ export async function main(argv: string[]): Promise<void> {
     .description('ReMemR1 memory agents on Temporal')
     .showHelpAfterError();
 
-  withEpisodeReadingOptions(program.command('qa'))
+  withDatasetFieldOptions(withEpisodeReadingOptions(program.command('qa')))
     .description('answer every question of a dataset (JSONL, JSON or Parquet) as durable episodes')
-    .option('--dataset <file>', 'dataset file', DEFAULT_DATASET)
+    .option(
+      '--dataset <source>',
+      'dataset (JSONL, JSON or Parquet): a file, a folder or glob of shards, or s3://bucket/prefix/ (read in place)',
+      DEFAULT_DATASET,
+    )
     .option(
       '--run-id <id>',
       'run id, bound to its dataset and settings (default: derived from the dataset, model and settings)',
@@ -639,6 +648,7 @@ export async function main(argv: string[]): Promise<void> {
   registerBenchDataCommand(program);
   registerTracesCommand(program);
   registerReplicationCommand(program);
+  registerExportCommand(program);
 
   await program.parseAsync(argv);
 }

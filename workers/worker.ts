@@ -29,7 +29,7 @@ import { policyProvider } from '../lib/episode/policies';
 import { loadConfiguredPolicy } from '../lib/episode/rule-policy';
 import type { Policy, PolicyOptions } from '../lib/model';
 import { PolicyVersionCache } from '../lib/training/policy-versions';
-import { createBlobStore, type BlobStore } from '../lib/storage';
+import { S3BlobStore, createBlobStore, type BlobStore } from '../lib/storage';
 import type { RememConfig } from '../temporal.config';
 
 export type WorkerRole = 'inference' | 'orchestration' | 'trainer' | 'all';
@@ -125,6 +125,16 @@ export interface StartWorkersOptions {
   store?: BlobStore;
 }
 
+/**
+ * Datasets in S3 are read in place by workers whose store is on S3, with the same endpoint and credentials; a
+ * worker with a filesystem store has no S3 settings, and refuses such a dataset.
+ */
+export function bucketOpener(storage: RememConfig['storage']): ((bucket: string) => BlobStore) | undefined {
+  if (storage.kind !== 's3') return undefined;
+  return (bucket) =>
+    new S3BlobStore({ endpoint: storage.endpoint, region: storage.region, forcePathStyle: storage.forcePathStyle, bucket });
+}
+
 export async function startWorkers(options: StartWorkersOptions): Promise<RunningWorkers> {
   const { config, role } = options;
   installRuntime();
@@ -162,7 +172,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         taskQueue: config.taskQueues.orchestration,
         workflowBundle: await workflowBundle(),
         activities: {
-          ...createBatchActivities({ store }),
+          ...createBatchActivities({ store, openBucket: bucketOpener(config.storage) }),
           ...createTrainingDataActivities({ store }),
           ...createScoringActivities({ store }),
         },

@@ -14,13 +14,14 @@ import {
   continueAsNew,
   defineQuery,
   executeChild,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { BatchActivities, BatchIndex, PageEntry } from '../activities/batch';
+import type { BatchActivities, BatchIndex, DatasetSourceRef, PageEntry } from '../activities/batch';
 import type { BatchSummary } from '../lib/episode/summary';
 import type { EpisodeSettings } from '../lib/episode/types';
 import { searchAttributes } from '../lib/temporal/search-attributes';
@@ -29,8 +30,10 @@ import { activityOptions, type WorkflowRuntime } from './options';
 
 export interface BatchQAInput {
   runId: string;
-  /** Blob key of the dataset file (.jsonl, .json or .parquet). */
+  /** Blob key of the dataset file (.jsonl, .json or .parquet); with `source`, its first shard. */
   datasetKey: string;
+  /** A dataset of shards (in the blob store, or in an S3 bucket read in place) or with mapped columns. */
+  source?: DatasetSourceRef;
   /** Human name of the dataset, for search and the summary. */
   dataset: string;
   settings: EpisodeSettings;
@@ -43,7 +46,22 @@ export interface BatchQAInput {
   stopOnBadRow: boolean;
   /** Carried across continue-as-new. */
   state?: { index: BatchIndex; page: number; done: number; failed: number; skipped: number };
+  /** Carried across continue-as-new while the dataset's shards are being indexed. */
+  indexing?: IndexingState;
 }
+
+/** How far indexing has come: the next shard, and the rows and pages of the shards before it. */
+export interface IndexingState {
+  shard: number;
+  rows: number;
+  pages: number;
+}
+
+/** Shards indexed per workflow run before it continues as new (three events each keep the history bounded). */
+export const SHARDS_PER_RUN = 500;
+
+/** The patch that indexes one shard per activity (batches started before it index in one activity). */
+export const INDEX_PER_SHARD_PATCH = 'index-per-shard';
 
 export interface BatchProgress {
   status: 'indexing' | 'running' | 'summarising' | 'done';
@@ -62,7 +80,7 @@ export const batchProgressQuery = defineQuery<BatchProgress>('progress');
 
 export async function batchQAWorkflow(input: BatchQAInput): Promise<BatchSummary> {
   const io = proxyActivities<BatchActivities>(activityOptions(input.runtime.activities.io, input.runtime.taskQueues.orchestration));
-  const progress: BatchProgress = {
+  const progress: BatchProgress & { indexing?: IndexingState } = {
     status: 'indexing',
     rows: input.state?.index.rows ?? 0,
     validRows: input.state?.index.validRows ?? 0,
@@ -81,7 +99,23 @@ export async function batchQAWorkflow(input: BatchQAInput): Promise<BatchSummary
     { key: searchAttributes.status, value: progress.status },
   ]);
 
-  const index = input.state?.index ?? (await io.indexDataset(input.runId, input.datasetKey, input.pageSize));
+  let index = input.state?.index;
+  if (index === undefined) {
+    if (patched(INDEX_PER_SHARD_PATCH)) {
+      const indexed = await indexShards(input, progress);
+      if (indexed === 'continued') {
+        await condition(allHandlersFinished);
+        return continueAsNew<typeof batchQAWorkflow>({ ...input, indexing: progress.indexing });
+      }
+      index = indexed;
+    } else {
+      // As batches ran before shards: one activity for the whole dataset.
+      index =
+        input.source === undefined
+          ? await io.indexDataset(input.runId, input.datasetKey, input.pageSize)
+          : await io.indexDataset(input.runId, input.datasetKey, input.pageSize, input.source);
+    }
+  }
   Object.assign(progress, { rows: index.rows, validRows: index.validRows, invalidRows: index.invalidRows, pages: index.pages });
   if (input.stopOnBadRow && index.invalidRows > 0) {
     throw ApplicationFailure.nonRetryable(
@@ -110,6 +144,35 @@ export async function batchQAWorkflow(input: BatchQAInput): Promise<BatchSummary
   upsertSearchAttributes([{ key: searchAttributes.status, value: progress.status }]);
   setCurrentDetails(`**Done**: ${summary.overall.episodes} episodes, EM ${summary.overall.exactMatch.toFixed(3)}, F1 ${summary.overall.f1.toFixed(3)}`);
   return summary;
+}
+
+/**
+ * Indexes the dataset one shard per activity (a one-file dataset is one shard), in order, since each shard's rows
+ * and pages number on from the previous one's; continues as new every `SHARDS_PER_RUN` shards.
+ */
+async function indexShards(input: BatchQAInput, progress: BatchProgress & { indexing?: IndexingState }): Promise<BatchIndex | 'continued'> {
+  const runtime = input.runtime;
+  const options = runtime.activities.indexShard ?? { ...runtime.activities.io, startToCloseTimeout: '6h', heartbeatTimeout: '1m' };
+  const io = proxyActivities<BatchActivities>(activityOptions(options, runtime.taskQueues.orchestration));
+  const shards = input.source?.shards ?? [{ key: input.datasetKey, name: input.dataset }];
+  const state: IndexingState = { ...(input.indexing ?? { shard: 0, rows: 0, pages: 0 }) };
+  progress.indexing = state;
+  for (let indexed = 0; state.shard < shards.length; indexed += 1) {
+    if (indexed === SHARDS_PER_RUN) return 'continued';
+    const shard = await io.indexShard(input.runId, shards[state.shard], input.source?.fields, {
+      shard: state.shard,
+      rowOffset: state.rows,
+      firstPage: state.pages,
+      pageSize: input.pageSize,
+      nameRows: input.source !== undefined,
+    });
+    state.shard += 1;
+    state.rows += shard.rows;
+    state.pages += shard.pages;
+    Object.assign(progress, { rows: state.rows, validRows: progress.validRows + shard.validRows, invalidRows: progress.invalidRows + shard.invalidRows });
+    setCurrentDetails(`**Indexing**: shard ${state.shard} of ${shards.length}, ${state.rows} rows`);
+  }
+  return io.finishIndex(input.runId, shards.length, input.pageSize);
 }
 
 /** Runs one page's unfinished episodes, at most `width` at a time. */

@@ -15,6 +15,8 @@ import { pipeline } from 'node:stream';
 import { parser } from 'stream-json';
 import { streamArray } from 'stream-json/streamers/StreamArray';
 import { z } from 'zod';
+import type { AsyncBuffer } from 'hyparquet';
+import type { BlobStore } from '../storage/blob-store';
 
 export type DatasetFormat = 'jsonl' | 'json' | 'parquet';
 
@@ -31,6 +33,9 @@ export interface QaRow {
 export interface RowError {
   rowIndex: number;
   reason: string;
+  /** For a dataset of shards (or read with mapped columns): the shard, and the 0-based row within it. */
+  file?: string;
+  fileRow?: number;
 }
 
 export type DatasetItem = { ok: true; row: QaRow } | { ok: false; error: RowError };
@@ -60,45 +65,97 @@ export function detectDatasetFormat(name: string): DatasetFormat {
 
 const answerText = z.string().max(DATASET_LIMITS.answerChars, `an answer is longer than ${DATASET_LIMITS.answerChars} characters`);
 
-const rowSchema = z
-  .object({
-    id: z.union([z.string(), z.number()]).optional(),
-    _id: z.union([z.string(), z.number()]).optional(),
-    question: z
-      .string({ error: 'field "question" must be a string' })
-      .trim()
-      .min(1, 'field "question" is empty')
-      .max(DATASET_LIMITS.questionChars, `field "question" is longer than ${DATASET_LIMITS.questionChars} characters`),
-    context: z
-      .string({ error: 'field "context" must be a string (the document)' })
-      .max(DATASET_LIMITS.contextChars, 'field "context" is larger than 512 MiB')
-      .refine((text) => text.trim().length > 0, 'the document ("context") is empty'),
-    answers: z.union([answerText, z.array(answerText).max(DATASET_LIMITS.answers)]).optional(),
-    answer: answerText.optional(),
-  })
-  .passthrough();
+/**
+ * Which column (or JSON field) holds what. Defaults: `question`, `context`, `answers` (else HotpotQA's `answer`),
+ * `id` (else `_id`); e.g. LongBench's question is `input`. A named column that a row lacks is an error for that
+ * row (answers and id excepted: a row without them has no gold answers, or the id `row-N`).
+ */
+export interface FieldMapping {
+  question?: string;
+  context?: string;
+  answers?: string;
+  id?: string;
+}
 
-/** Validates one parsed row; never throws. */
-export function validateRow(value: unknown, rowIndex: number): DatasetItem {
+interface ResolvedFields {
+  question: string;
+  context: string;
+  answers: string;
+  id: string;
+}
+
+function rowSchemaFor(fields: ResolvedFields) {
+  const q = JSON.stringify(fields.question);
+  const c = JSON.stringify(fields.context);
+  return z.object({
+    id: z.union([z.string(), z.number(), z.bigint()], { error: `field ${JSON.stringify(fields.id)} must be a string or a number` }).optional(),
+    question: z
+      .string({ error: `field ${q} must be a string` })
+      .trim()
+      .min(1, `field ${q} is empty`)
+      .max(DATASET_LIMITS.questionChars, `field ${q} is longer than ${DATASET_LIMITS.questionChars} characters`),
+    context: z
+      .string({ error: `field ${c} must be a string (the document)` })
+      .max(DATASET_LIMITS.contextChars, `field ${c} is larger than 512 MiB`)
+      .refine((text) => text.trim().length > 0, `the document (${c}) is empty`),
+    answers: z
+      .union([answerText, z.array(answerText).max(DATASET_LIMITS.answers)], {
+        error: `field ${JSON.stringify(fields.answers)} must be a string or a list of strings`,
+      })
+      .optional(),
+  });
+}
+
+const schemaCache = new Map<string, ReturnType<typeof rowSchemaFor>>();
+
+function schemaOf(fields: ResolvedFields): ReturnType<typeof rowSchemaFor> {
+  const cacheKey = JSON.stringify(fields);
+  let schema = schemaCache.get(cacheKey);
+  if (schema === undefined) {
+    schema = rowSchemaFor(fields);
+    schemaCache.set(cacheKey, schema);
+  }
+  return schema;
+}
+
+/** The column names a row is read with: the mapping's, else the defaults (`answer` / `_id` when the row has those). */
+function resolveFields(record: Record<string, unknown>, fields: FieldMapping | undefined): ResolvedFields {
+  return {
+    question: fields?.question ?? 'question',
+    context: fields?.context ?? 'context',
+    answers: fields?.answers ?? (record.answers === undefined && record.answer !== undefined ? 'answer' : 'answers'),
+    id: fields?.id ?? (record.id === undefined && record._id !== undefined ? '_id' : 'id'),
+  };
+}
+
+/** Validates one parsed row, reading its fields by `fields` (see `FieldMapping`); never throws. */
+export function validateRow(value: unknown, rowIndex: number, fields?: FieldMapping): DatasetItem {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, error: { rowIndex, reason: 'a row must be a JSON object with "question", "context" and "answers"' } };
   }
-  const parsed = rowSchema.safeParse(value);
+  const record = value as Record<string, unknown>;
+  const names = resolveFields(record, fields);
+  const projected = {
+    id: record[names.id] ?? undefined,
+    question: record[names.question],
+    context: record[names.context],
+    answers: record[names.answers] ?? undefined,
+  };
+  const parsed = schemaOf(names).safeParse(projected);
   if (!parsed.success) {
     const reason = parsed.error.issues.map((issue) => issue.message).join('; ');
     return { ok: false, error: { rowIndex, reason } };
   }
   const data = parsed.data;
-  const rawAnswers = data.answers ?? data.answer;
+  const rawAnswers = data.answers;
   const answers = (Array.isArray(rawAnswers) ? rawAnswers : rawAnswers === undefined ? [] : [rawAnswers])
     .map((answer) => answer.trim())
     .filter((answer) => answer.length > 0);
-  const rawId = data.id ?? data._id;
   return {
     ok: true,
     row: {
       rowIndex,
-      id: rawId === undefined ? `row-${rowIndex}` : String(rawId),
+      id: data.id === undefined ? `row-${rowIndex}` : String(data.id),
       question: data.question,
       context: data.context,
       answers,
@@ -107,7 +164,7 @@ export function validateRow(value: unknown, rowIndex: number): DatasetItem {
 }
 
 /** Streams JSON Lines; blank lines are skipped but still counted, so row numbers equal line numbers − 1. */
-export async function* readJsonLines(stream: Readable): AsyncGenerator<DatasetItem> {
+export async function* readJsonLines(stream: Readable, fields?: FieldMapping): AsyncGenerator<DatasetItem> {
   const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
   let rowIndex = -1;
   try {
@@ -121,7 +178,7 @@ export async function* readJsonLines(stream: Readable): AsyncGenerator<DatasetIt
         yield { ok: false, error: { rowIndex, reason: `line ${rowIndex + 1} is not valid JSON: ${(error as Error).message}` } };
         continue;
       }
-      yield validateRow(value, rowIndex);
+      yield validateRow(value, rowIndex, fields);
     }
   } finally {
     // Also when the reader fails or its consumer stops early: no file handle is left for the garbage collector.
@@ -131,14 +188,14 @@ export async function* readJsonLines(stream: Readable): AsyncGenerator<DatasetIt
 }
 
 /** Streams the elements of a top-level JSON array. A syntax error ends the stream with a DatasetFormatError. */
-export async function* readJsonArray(stream: Readable): AsyncGenerator<DatasetItem> {
+export async function* readJsonArray(stream: Readable, fields?: FieldMapping): AsyncGenerator<DatasetItem> {
   // stream-json emits one element at a time, so memory holds one row, not the file.
   try {
     // pipeline() carries a parse error from any stage to the last one, where the loop below sees it.
     const elements = pipeline(stream, parser(), streamArray(), () => undefined);
     try {
       for await (const item of elements as AsyncIterable<{ key: number; value: unknown }>) {
-        yield validateRow(item.value, item.key);
+        yield validateRow(item.value, item.key, fields);
       }
     } catch (error) {
       throw new DatasetFormatError(`the dataset is not a valid JSON array of rows: ${(error as Error).message}`);
@@ -151,13 +208,18 @@ export async function* readJsonArray(stream: Readable): AsyncGenerator<DatasetIt
   }
 }
 
-/** Reads a Parquet file one row group at a time (columns question, context, answers|answer, optional id). */
-export async function* readParquet(bytes: Uint8Array): AsyncGenerator<DatasetItem> {
-  const { parquetMetadata, parquetReadObjects } = await import('hyparquet');
-  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+/**
+ * Reads a Parquet file one row group at a time (columns question, context, answers|answer, optional id, or as
+ * mapped). Given an `AsyncBuffer` (byte ranges read on demand) only the footer and one row group's columns are
+ * ever in memory.
+ */
+export async function* readParquet(file: Uint8Array | AsyncBuffer, fields?: FieldMapping): AsyncGenerator<DatasetItem> {
+  const { parquetMetadataAsync, parquetReadObjects } = await import('hyparquet');
+  const buffer: AsyncBuffer =
+    file instanceof Uint8Array ? (file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer) : file;
   let metadata;
   try {
-    metadata = parquetMetadata(buffer);
+    metadata = await parquetMetadataAsync(buffer);
   } catch (error) {
     throw new DatasetFormatError(`the dataset is not a valid Parquet file: ${(error as Error).message}`);
   }
@@ -165,18 +227,49 @@ export async function* readParquet(bytes: Uint8Array): AsyncGenerator<DatasetIte
   for (const group of metadata.row_groups) {
     const rowEnd = rowStart + Number(group.num_rows);
     const rows = await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd });
-    for (let offset = 0; offset < rows.length; offset += 1) yield validateRow(rows[offset], rowStart + offset);
+    for (let offset = 0; offset < rows.length; offset += 1) yield validateRow(rows[offset], rowStart + offset, fields);
     rowStart = rowEnd;
   }
+}
+
+/** The column names of a Parquet file, from its footer only. */
+export async function parquetColumnNames(file: AsyncBuffer): Promise<string[]> {
+  const { parquetMetadataAsync, parquetSchema } = await import('hyparquet');
+  let metadata;
+  try {
+    metadata = await parquetMetadataAsync(file);
+  } catch (error) {
+    throw new DatasetFormatError(`not a valid Parquet file: ${(error as Error).message}`);
+  }
+  return parquetSchema(metadata).children.map((child) => child.element.name);
+}
+
+/** A byte-range view of a stored object for the Parquet reader (`AsyncBuffer`): nothing is read until asked. */
+export async function blobAsyncBuffer(store: BlobStore, key: string): Promise<AsyncBuffer> {
+  const { size } = await store.stat(key);
+  return {
+    byteLength: size,
+    slice: async (start: number, end?: number): Promise<ArrayBuffer> => {
+      const bytes = await store.getRange(key, start, end ?? size);
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    },
+  };
 }
 
 export interface DatasetSource {
   stream(): Promise<Readable>;
   bytes(): Promise<Uint8Array>;
+  /** Byte-range access for Parquet; without it a Parquet file is read whole with `bytes()`. */
+  file?(): Promise<AsyncBuffer>;
 }
 
-export async function* readDataset(source: DatasetSource, format: DatasetFormat): AsyncGenerator<DatasetItem> {
-  if (format === 'jsonl') yield* readJsonLines(await source.stream());
-  else if (format === 'json') yield* readJsonArray(await source.stream());
-  else yield* readParquet(await source.bytes());
+/** A dataset file in a blob store: streamed for JSON, read by byte ranges for Parquet. */
+export function blobDatasetSource(store: BlobStore, key: string): DatasetSource {
+  return { stream: () => store.getStream(key), bytes: () => store.get(key), file: () => blobAsyncBuffer(store, key) };
+}
+
+export async function* readDataset(source: DatasetSource, format: DatasetFormat, fields?: FieldMapping): AsyncGenerator<DatasetItem> {
+  if (format === 'jsonl') yield* readJsonLines(await source.stream(), fields);
+  else if (format === 'json') yield* readJsonArray(await source.stream(), fields);
+  else yield* readParquet(source.file === undefined ? await source.bytes() : await source.file(), fields);
 }

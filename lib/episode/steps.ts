@@ -198,6 +198,7 @@ export class EpisodeSteps {
     const result: EpisodeResult = {
       ...ref,
       rowIndex: input.rowIndex,
+      id: input.id,
       question: input.question,
       answer: answer.answer,
       answers: input.answers,

@@ -171,6 +171,8 @@ export interface EpisodeScores {
 /** The result row of one episode (runs/{run}/results/{episode}.json). */
 export interface EpisodeResult extends EpisodeRef {
   rowIndex: number;
+  /** The dataset row's own id (or `row-N`). Absent in rows written before it was kept. */
+  id?: string;
   question: string;
   answer: string | null;
   answers: string[];

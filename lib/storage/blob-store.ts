@@ -11,6 +11,15 @@ export interface PutOptions {
   contentType?: string;
 }
 
+export interface BlobStat {
+  size: number;
+  /** S3's entity tag (quotes removed); absent on the filesystem. */
+  etag?: string;
+}
+
+/** Part size of a streamed upload to S3 (S3's minimum is 5 MiB), and so the memory a streamed put holds. */
+export const STREAM_PART_BYTES = 8 * 1024 * 1024;
+
 /** Turns the parsed JSON into the caller's type; throw to reject it (a zod schema's `parse` fits). */
 export type JsonDecoder<T> = (value: unknown) => T;
 
@@ -22,8 +31,18 @@ export type JsonDecoder<T> = (value: unknown) => T;
 export interface BlobStore {
   /** Stores `body` at `key`, replacing any previous object; readers see the old or the new object whole. */
   put(key: string, body: BlobBody, opts?: PutOptions): Promise<void>;
+  /**
+   * Stores the bytes of `body` at `key` as `put` does, without holding them in memory: the filesystem writes a
+   * temporary file, S3 a multipart upload in parts of `STREAM_PART_BYTES` (one PUT when the body is smaller).
+   * Returns the number of bytes stored.
+   */
+  putStream(key: string, body: AsyncIterable<Uint8Array | string>, opts?: PutOptions): Promise<number>;
   /** Throws `BlobNotFoundError` when there is no object at `key`. */
   get(key: string): Promise<Uint8Array>;
+  /** Size (and S3's ETag) of the object; throws `BlobNotFoundError` when it is absent. */
+  stat(key: string): Promise<BlobStat>;
+  /** Bytes [start, end) of the object (end is clamped to its size); throws `BlobNotFoundError` when it is absent. */
+  getRange(key: string, start: number, end: number): Promise<Uint8Array>;
   /** Opens the object for streaming; throws `BlobNotFoundError` before returning when it is absent. */
   getStream(key: string): Promise<Readable>;
   exists(key: string): Promise<boolean>;
@@ -172,6 +191,13 @@ export function bodyBytes(body: BlobBody): Uint8Array {
   throw new TypeError(`blob body must be a Uint8Array or a string, got ${typeof body}`);
 }
 
+/** Byte offsets of a range read: integers with 0 ≤ start ≤ end. */
+export function checkRange(start: number, end: number): void {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new RangeError(`invalid byte range [${start}, ${end}): expected integers with 0 ≤ start ≤ end`);
+  }
+}
+
 /** Orders keys by their UTF-8 bytes, as S3 does (UTF-16 order differs above U+FFFF). */
 export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
@@ -180,7 +206,10 @@ export function compareKeys(a: string, b: string): number {
 /** Shared behaviour of every implementation: the JSON helpers, written once over get and put. */
 export abstract class AbstractBlobStore implements BlobStore {
   abstract put(key: string, body: BlobBody, opts?: PutOptions): Promise<void>;
+  abstract putStream(key: string, body: AsyncIterable<Uint8Array | string>, opts?: PutOptions): Promise<number>;
   abstract get(key: string): Promise<Uint8Array>;
+  abstract stat(key: string): Promise<BlobStat>;
+  abstract getRange(key: string, start: number, end: number): Promise<Uint8Array>;
   abstract getStream(key: string): Promise<Readable>;
   abstract exists(key: string): Promise<boolean>;
   abstract list(prefix: string): AsyncIterable<string>;

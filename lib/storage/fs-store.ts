@@ -16,10 +16,12 @@ import {
   BlobStoreConfigError,
   RESERVED_SEGMENT_PREFIX,
   bodyBytes,
+  checkRange,
   compareKeys,
   validateKey,
   validatePrefix,
   type BlobBody,
+  type BlobStat,
 } from './blob-store';
 
 export interface FsBlobStoreConfig {
@@ -58,23 +60,42 @@ export class FsBlobStore extends AbstractBlobStore {
   async put(key: string, body: BlobBody): Promise<void> {
     validateKey(key);
     const target = this.pathOf(key);
-    await this.withTempFile(key, bodyBytes(body), async (temp) => {
-      try {
-        await fsp.rename(temp, target);
-      } catch (error) {
-        // rename() onto a folder fails (EISDIR on Linux, ENOTEMPTY/EEXIST elsewhere).
-        if (['EISDIR', 'ENOTEMPTY', 'EEXIST', 'EPERM'].includes(errorCode(error) ?? '')) {
-          await this.throwIfFolder(key, target);
+    await this.withTempFile(key, fillWith(bodyBytes(body)), (temp) => this.replaceWith(key, temp, target));
+  }
+
+  async putStream(key: string, body: AsyncIterable<Uint8Array | string>): Promise<number> {
+    validateKey(key);
+    const target = this.pathOf(key);
+    let written = 0;
+    const fill = async (handle: fsp.FileHandle): Promise<void> => {
+      for await (const chunk of body) {
+        const bytes = bodyBytes(chunk);
+        for (let offset = 0; offset < bytes.byteLength; ) {
+          offset += (await handle.write(bytes, offset, bytes.byteLength - offset)).bytesWritten;
         }
-        throw error;
+        written += bytes.byteLength;
       }
-    });
+    };
+    await this.withTempFile(key, fill, (temp) => this.replaceWith(key, temp, target));
+    return written;
+  }
+
+  private async replaceWith(key: string, temp: string, target: string): Promise<void> {
+    try {
+      await fsp.rename(temp, target);
+    } catch (error) {
+      // rename() onto a folder fails (EISDIR on Linux, ENOTEMPTY/EEXIST elsewhere).
+      if (['EISDIR', 'ENOTEMPTY', 'EEXIST', 'EPERM'].includes(errorCode(error) ?? '')) {
+        await this.throwIfFolder(key, target);
+      }
+      throw error;
+    }
   }
 
   async putIfAbsent(key: string, body: BlobBody): Promise<boolean> {
     validateKey(key);
     const target = this.pathOf(key);
-    return this.withTempFile(key, bodyBytes(body), async (temp) => {
+    return this.withTempFile(key, fillWith(bodyBytes(body)), async (temp) => {
       try {
         await fsp.link(temp, target);
         return true;
@@ -92,6 +113,44 @@ export class FsBlobStore extends AbstractBlobStore {
       return await fsp.readFile(this.pathOf(key));
     } catch (error) {
       throw this.absentOr(key, error);
+    }
+  }
+
+  async stat(key: string): Promise<BlobStat> {
+    validateKey(key);
+    let stats;
+    try {
+      stats = await fsp.stat(this.pathOf(key));
+    } catch (error) {
+      throw this.absentOr(key, error);
+    }
+    if (!stats.isFile()) throw new BlobNotFoundError(key, this.toString());
+    return { size: stats.size };
+  }
+
+  async getRange(key: string, start: number, end: number): Promise<Uint8Array> {
+    validateKey(key);
+    checkRange(start, end);
+    let handle: fsp.FileHandle;
+    try {
+      handle = await fsp.open(this.pathOf(key), 'r');
+    } catch (error) {
+      throw this.absentOr(key, error);
+    }
+    try {
+      const size = (await handle.stat()).size;
+      const bytes = Buffer.alloc(Math.max(0, Math.min(end, size) - start));
+      let offset = 0;
+      while (offset < bytes.length) {
+        const { bytesRead } = await handle.read(bytes, offset, bytes.length - offset, start + offset);
+        if (bytesRead === 0) break;
+        offset += bytesRead;
+      }
+      return bytes.subarray(0, offset);
+    } catch (error) {
+      throw this.absentOr(key, error);
+    } finally {
+      await handle.close();
     }
   }
 
@@ -184,15 +243,15 @@ export class FsBlobStore extends AbstractBlobStore {
     return resolved;
   }
 
-  /** Writes `bytes` durably to a fresh temporary file beside the key, runs `commit`, then removes it. */
+  /** Writes durably to a fresh temporary file beside the key (`fill` writes the body), runs `commit`, then removes it. */
   private async withTempFile<T>(
     key: string,
-    bytes: Uint8Array,
+    fill: (handle: fsp.FileHandle) => Promise<void>,
     commit: (temp: string) => Promise<T>,
   ): Promise<T> {
     const folder = path.dirname(this.pathOf(key));
     const temp = path.join(folder, RESERVED_SEGMENT_PREFIX + randomBytes(8).toString('hex'));
-    await this.writeDurably(key, folder, temp, bytes);
+    await this.writeDurably(key, folder, temp, fill);
     try {
       const result = await commit(temp);
       await syncFolder(folder);
@@ -202,7 +261,12 @@ export class FsBlobStore extends AbstractBlobStore {
     }
   }
 
-  private async writeDurably(key: string, folder: string, temp: string, bytes: Uint8Array): Promise<void> {
+  private async writeDurably(
+    key: string,
+    folder: string,
+    temp: string,
+    fill: (handle: fsp.FileHandle) => Promise<void>,
+  ): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await fsp.mkdir(folder, { recursive: true });
@@ -221,7 +285,7 @@ export class FsBlobStore extends AbstractBlobStore {
         throw error;
       }
       try {
-        await handle.writeFile(bytes);
+        await fill(handle);
         await handle.sync();
       } catch (error) {
         await handle.close();
@@ -256,6 +320,12 @@ export class FsBlobStore extends AbstractBlobStore {
       current = path.dirname(current);
     }
   }
+}
+
+function fillWith(bytes: Uint8Array): (handle: fsp.FileHandle) => Promise<void> {
+  return async (handle) => {
+    await handle.writeFile(bytes);
+  };
 }
 
 /** Makes a rename or link durable; some platforms cannot fsync a folder, which is harmless there. */

@@ -8,7 +8,7 @@
  *   runs/{run}/episodes/{episode}/answer.json
  *   runs/{run}/results/{episode}.json                    one result row per episode (listed to aggregate)
  *   runs/{run}/failures/{episode}.json
- *   runs/{run}/batch/{run.json, index.json, row-errors.json, summary.json, pages/{page}.json}
+ *   runs/{run}/batch/{run.json, index.json, row-errors.json, summary.json, pages/{page}.json, shards/{shard}.json}
  *   training/{run}/checkpoints/{step}/{file}
  *   training/{run}/batches/{step}.json                   the training batch `score` wrote for a step
  *   policies/{version}/{file}                            e.g. model.onnx
@@ -149,6 +149,11 @@ export function batchPageKey(run: string, page: number): string {
 
 export function batchRowErrorsKey(run: string): string {
   return keyOf([...runSegments(run), 'batch', 'row-errors.json']);
+}
+
+/** The index of one shard of the dataset: its counts and malformed rows, written when the shard is done. */
+export function batchShardIndexKey(run: string, shard: number): string {
+  return keyOf([...runSegments(run), 'batch', 'shards', `${formatOrdinal(shard, 'shard number')}.json`]);
 }
 
 export function batchSummaryKey(run: string): string {

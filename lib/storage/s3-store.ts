@@ -3,6 +3,9 @@
  * see half an object; putIfAbsent is a conditional PUT (`If-None-Match: *`).
  */
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -10,19 +13,24 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
+  type CompletedPart,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import {
   AbstractBlobStore,
   BlobNotFoundError,
+  STREAM_PART_BYTES,
   BlobStoreConfigError,
   BlobStoreUnavailableError,
   bodyBytes,
+  checkRange,
   keyProblem,
   validateKey,
   validatePrefix,
   type BlobBody,
+  type BlobStat,
   type PutOptions,
 } from './blob-store';
 
@@ -152,6 +160,114 @@ export class S3BlobStore extends AbstractBlobStore {
     } catch (error) {
       throw this.translate(error, key);
     }
+  }
+
+  async putStream(key: string, body: AsyncIterable<Uint8Array | string>, opts: PutOptions = {}): Promise<number> {
+    validateKey(key);
+    const parts = fixedSizeParts(body, STREAM_PART_BYTES);
+    const first = await parts.next();
+    const firstPart = first.done ? new Uint8Array(0) : first.value;
+    if (firstPart.byteLength < STREAM_PART_BYTES) {
+      // The whole body fits in one part: one PUT, as put() does.
+      await this.put(key, firstPart, { contentType: opts.contentType ?? 'application/octet-stream' });
+      return firstPart.byteLength;
+    }
+    let uploadId: string | undefined;
+    try {
+      const created = await this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + key,
+          ContentType: opts.contentType ?? 'application/octet-stream',
+        }),
+      );
+      uploadId = created.UploadId;
+      if (uploadId === undefined) throw new Error(`S3 returned no upload id for key '${key}' in ${this.where}`);
+      const completed: CompletedPart[] = [];
+      let bytes = 0;
+      for (let part: Uint8Array | undefined = firstPart; part !== undefined; ) {
+        const PartNumber = completed.length + 1;
+        const uploaded = await this.client.send(
+          new UploadPartCommand({ Bucket: this.bucket, Key: this.prefix + key, UploadId: uploadId, PartNumber, Body: part }),
+        );
+        completed.push({ PartNumber, ETag: uploaded.ETag });
+        bytes += part.byteLength;
+        const next = await parts.next();
+        part = next.done ? undefined : next.value;
+      }
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: completed },
+        }),
+      );
+      return bytes;
+    } catch (error) {
+      if (uploadId !== undefined) {
+        // Parts of an abandoned upload are billed until aborted; a failed abort leaves them to a lifecycle rule.
+        await this.client
+          .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.prefix + key, UploadId: uploadId }))
+          .catch(() => undefined);
+      }
+      throw this.translate(error, key);
+    }
+  }
+
+  async stat(key: string): Promise<BlobStat> {
+    validateKey(key);
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      return { size: head.ContentLength ?? 0, etag: head.ETag?.replace(/"/g, '') };
+    } catch (error) {
+      if ((error as SdkError).$metadata?.httpStatusCode === 404) {
+        await this.ensureBucket();
+        throw new BlobNotFoundError(key, this.toString());
+      }
+      throw this.translate(error, key);
+    }
+  }
+
+  async getRange(key: string, start: number, end: number): Promise<Uint8Array> {
+    validateKey(key);
+    checkRange(start, end);
+    if (start === end) {
+      await this.stat(key); // still an error when the object is absent
+      return new Uint8Array(0);
+    }
+    try {
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Range: `bytes=${start}-${end - 1}` }),
+      );
+      if (response.Body === undefined) throw new Error(`S3 returned no body for key '${key}' in ${this.where}`);
+      return await response.Body.transformToByteArray();
+    } catch (error) {
+      // A range starting at or past the end of the object.
+      if ((error as SdkError).$metadata?.httpStatusCode === 416) return new Uint8Array(0);
+      throw this.translate(error, key);
+    }
+  }
+
+  /** Objects under `prefix` (relative to the store's own prefix) with their sizes and ETags, in key order. */
+  async *listWithStats(prefix: string): AsyncGenerator<{ key: string } & BlobStat> {
+    validatePrefix(prefix);
+    let continuationToken: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, ContinuationToken: continuationToken }),
+        );
+      } catch (error) {
+        throw this.translate(error);
+      }
+      for (const object of page.Contents ?? []) {
+        if (object.Key === undefined) continue;
+        yield { key: object.Key.slice(this.prefix.length), size: object.Size ?? 0, etag: object.ETag?.replace(/"/g, '') };
+      }
+      continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (continuationToken !== undefined);
   }
 
   async putIfAbsent(key: string, body: BlobBody, opts: PutOptions = {}): Promise<boolean> {
@@ -325,4 +441,28 @@ export class S3BlobStore extends AbstractBlobStore {
     }
     return error;
   }
+}
+
+/** Regroups a stream of chunks into parts of exactly `size` bytes (the last may be shorter); holds one part. */
+export async function* fixedSizeParts(
+  body: AsyncIterable<Uint8Array | string>,
+  size: number,
+): AsyncGenerator<Uint8Array, void, undefined> {
+  let part = Buffer.allocUnsafe(size);
+  let filled = 0;
+  for await (const chunk of body) {
+    let bytes = bodyBytes(chunk);
+    while (bytes.byteLength > 0) {
+      const take = Math.min(size - filled, bytes.byteLength);
+      part.set(bytes.subarray(0, take), filled);
+      filled += take;
+      bytes = bytes.subarray(take);
+      if (filled === size) {
+        yield part;
+        part = Buffer.allocUnsafe(size);
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) yield part.subarray(0, filled);
 }

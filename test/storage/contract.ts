@@ -7,6 +7,7 @@ import {
   BlobContentError,
   BlobNotFoundError,
   InvalidBlobKeyError,
+  STREAM_PART_BYTES,
   compareKeys,
   type BlobStore,
 } from '../../lib/storage/blob-store';
@@ -153,6 +154,59 @@ export function describeBlobStoreContract(name: string, factory: () => Promise<S
       await store.put('stream/body.bin', body);
       const streamed = await readAll(await store.getStream('stream/body.bin'));
       expect(streamed.equals(body)).toBe(true);
+    });
+
+    describe('streaming put, stat and ranges', () => {
+      async function* chunksOf(body: Buffer, sizes: number[]): AsyncGenerator<Uint8Array> {
+        let offset = 0;
+        for (let i = 0; offset < body.length; i += 1) {
+          const size = sizes[i % sizes.length];
+          yield body.subarray(offset, offset + size);
+          offset += size;
+        }
+      }
+
+      test('a streamed body larger than one upload part arrives whole, and replaces what was there', async () => {
+        // Odd chunk sizes, so parts are cut across chunks; more than two parts.
+        const body = randomBytes(2 * STREAM_PART_BYTES + 123_457);
+        await store.put('streamed/big.bin', 'old');
+        expect(await store.putStream('streamed/big.bin', chunksOf(body, [1_000_003, 65_536, 7]))).toBe(body.length);
+        expect(Buffer.from(await store.get('streamed/big.bin')).equals(body)).toBe(true);
+        expect((await store.stat('streamed/big.bin')).size).toBe(body.length);
+      });
+
+      test('small and empty streamed bodies, strings included', async () => {
+        expect(await store.putStream('streamed/small.txt', (async function* () {
+          yield 'héllo ';
+          yield Buffer.from('world');
+        })())).toBe(Buffer.byteLength('héllo world'));
+        expect(Buffer.from(await store.get('streamed/small.txt')).toString('utf8')).toBe('héllo world');
+        expect(await store.putStream('streamed/empty', (async function* () {})())).toBe(0);
+        expect((await store.get('streamed/empty')).length).toBe(0);
+      });
+
+      test('a failing stream stores nothing', async () => {
+        const failing = (async function* () {
+          yield randomBytes(1000);
+          throw new Error('source went away');
+        })();
+        await expect(store.putStream('streamed/failed.bin', failing)).rejects.toThrow('source went away');
+        expect(await store.exists('streamed/failed.bin')).toBe(false);
+        expect(await collect(store.list('streamed/'))).toEqual([]);
+      });
+
+      test('stat and byte ranges', async () => {
+        const body = randomBytes(10_000);
+        await store.put('ranges/body.bin', body);
+        expect((await store.stat('ranges/body.bin')).size).toBe(10_000);
+        expect(Buffer.from(await store.getRange('ranges/body.bin', 100, 4_196)).equals(body.subarray(100, 4_196))).toBe(true);
+        expect(Buffer.from(await store.getRange('ranges/body.bin', 9_990, 20_000)).equals(body.subarray(9_990))).toBe(true);
+        expect((await store.getRange('ranges/body.bin', 10_000, 10_010)).length).toBe(0);
+        expect((await store.getRange('ranges/body.bin', 5, 5)).length).toBe(0);
+        await expect(store.stat('ranges/absent')).rejects.toThrow(BlobNotFoundError);
+        await expect(store.getRange('ranges/absent', 0, 10)).rejects.toThrow(BlobNotFoundError);
+        await expect(store.getRange('ranges/body.bin', 10, 5)).rejects.toThrow(RangeError);
+      });
     });
 
     test('exists tells objects from absent keys and from folders of other keys', async () => {

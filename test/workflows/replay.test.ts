@@ -1,7 +1,9 @@
 /**
- * Workflow code changes keep running episodes replayable: a history recorded by the episode workflow as it was
- * before its progress upserts were throttled (one search-attribute upsert per chunk step) replays without a
- * determinism error on today's code. No server is needed: the worker replays the history in memory.
+ * Workflow code changes keep running workflows replayable: histories recorded by earlier code replay without a
+ * determinism error on today's code. The episode workflow as it was before its progress upserts were throttled
+ * (one search-attribute upsert per chunk step); batches that indexed their dataset in one activity, before
+ * indexing went one activity per shard (`index-per-shard` patch). No server is needed: the worker replays the
+ * history in memory.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -52,4 +54,18 @@ describe('episode workflow histories from earlier code', () => {
       Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, 'fixture-episode-options'),
     ).resolves.toBeUndefined();
   });
+});
+
+describe('batch workflow histories from earlier code', () => {
+  // One file, and a source of two shards with mapped columns; both recorded before the index-per-shard patch.
+  it.each(['batch-history-single-file.binpb', 'batch-history-source-one-index-activity.binpb'])(
+    'replays %s, which indexed its dataset in one activity',
+    async (file) => {
+      const history = temporal.api.history.v1.History.decode(await fs.readFile(path.join(FIXTURES, file)));
+      const activities = (history.events ?? []).map((event) => event.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+      expect(activities).toContain('indexDataset'); // the recording is of the old behaviour
+      expect(activities).not.toContain('indexShard');
+      await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, `fixture-${file}`)).resolves.toBeUndefined();
+    },
+  );
 });

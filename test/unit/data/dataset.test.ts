@@ -5,7 +5,10 @@ import { Readable } from 'node:stream';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import {
   DatasetFormatError,
+  blobAsyncBuffer,
+  blobDatasetSource,
   detectDatasetFormat,
+  parquetColumnNames,
   readDataset,
   validateRow,
   type DatasetFormat,
@@ -13,6 +16,7 @@ import {
   type DatasetSource,
 } from '../../../lib/data/dataset';
 import { generateSyntheticRows, toJsonLines } from '../../../lib/data/synthetic';
+import { FsBlobStore } from '../../../lib/storage';
 
 function sourceOf(text: string | Uint8Array): DatasetSource {
   const bytes = typeof text === 'string' ? new TextEncoder().encode(text) : text;
@@ -151,5 +155,56 @@ describe('synthetic benchmark at scale', () => {
   it('makes unique names for thousands of questions', () => {
     const rows = generateSyntheticRows({ seed: 3, questions: 5000, documentsPerQuestion: 2, hops: 1, wordsPerDocument: 4, minEvidenceGap: 0 });
     expect(new Set(rows.map((row) => row.answers[0])).size).toBe(5000);
+  });
+});
+
+describe('column mapping', () => {
+  it('reads LongBench- and MemAgent-shaped rows by the columns it is given', () => {
+    const longBench = { input: 'Who?', context: 'doc', answers: ['Elsa'], _id: 'lb-1' };
+    expect(validateRow(longBench, 0, { question: 'input' })).toEqual({
+      ok: true,
+      row: { rowIndex: 0, id: 'lb-1', question: 'Who?', context: 'doc', answers: ['Elsa'] },
+    });
+    const custom = { q: 'Who?', doc: 'text', gold: 'Elsa', key: 7n };
+    expect(validateRow(custom, 3, { question: 'q', context: 'doc', answers: 'gold', id: 'key' })).toEqual({
+      ok: true,
+      row: { rowIndex: 3, id: '7', question: 'Who?', context: 'text', answers: ['Elsa'] },
+    });
+  });
+
+  it('names the mapped column in a bad row', () => {
+    expect(validateRow({ question: 'Q', context: 'doc' }, 0, { question: 'input' })).toEqual({
+      ok: false,
+      error: { rowIndex: 0, reason: 'field "input" must be a string' },
+    });
+    expect(validateRow({ input: 'Q', body: ' ' }, 1, { question: 'input', context: 'body' })).toMatchObject({
+      ok: false,
+      error: { reason: 'the document ("body") is empty' },
+    });
+    expect(validateRow({ question: 'Q', context: 'd', gold: 3 }, 2, { answers: 'gold' })).toMatchObject({
+      ok: false,
+      error: { reason: 'field "gold" must be a string or a list of strings' },
+    });
+  });
+
+  it('reads Parquet from a blob store by byte ranges, with mapped columns', async () => {
+    const store = new FsBlobStore({ root: fs.mkdtempSync(path.join(os.tmpdir(), 'rememr1-dataset-')) });
+    const buffer = parquetWriteBuffer({
+      columnData: [
+        { name: 'input', data: ['Q0', 'Q1', 'Q2'], type: 'STRING' },
+        { name: 'context', data: ['doc zero', 'doc one', 'doc two'], type: 'STRING' },
+        { name: 'answers', data: [['a0'], ['a1', 'b1'], []] },
+        { name: 'row_id', data: [10n, 11n, 12n], type: 'INT64' },
+      ],
+      rowGroupSize: 2,
+    });
+    await store.put('d/shard.parquet', new Uint8Array(buffer));
+    expect(await parquetColumnNames(await blobAsyncBuffer(store, 'd/shard.parquet'))).toEqual(['input', 'context', 'answers', 'row_id']);
+    const items = await collect(readDataset(blobDatasetSource(store, 'd/shard.parquet'), 'parquet', { question: 'input', id: 'row_id' }));
+    expect(items).toEqual([
+      { ok: true, row: { rowIndex: 0, id: '10', question: 'Q0', context: 'doc zero', answers: ['a0'] } },
+      { ok: true, row: { rowIndex: 1, id: '11', question: 'Q1', context: 'doc one', answers: ['a1', 'b1'] } },
+      { ok: true, row: { rowIndex: 2, id: '12', question: 'Q2', context: 'doc two', answers: [] } },
+    ]);
   });
 });

@@ -1,0 +1,34 @@
+/**
+ * Bounded memory at corpus scale (the small CI version of bench/corpus.ts): the CLI's staging path (streamed
+ * sha256s and uploads) and the workers' reading path over a sharded JSONL corpus, in a process whose V8 heap
+ * (48 MiB) is far below the corpus, and whose peak RSS stays flat when the corpus triples.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { makeCorpus, measureInChild, type CorpusMeasurement } from '../../bench/corpus';
+import { tempDir } from '../support/stack';
+
+const MiB = 2 ** 20;
+
+async function measure(rows: number): Promise<CorpusMeasurement & { corpusMiB: number }> {
+  const work = tempDir('corpus-memory');
+  try {
+    const bytes = await makeCorpus(path.join(work, 'corpus'), rows, 6, 10_000);
+    const measured = await measureInChild(path.join(work, 'corpus'), path.join(work, 'store'), 48);
+    expect(measured.rows).toBe(rows);
+    return { ...measured, corpusMiB: bytes / MiB };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+describe('a sharded corpus staged and read in bounded memory', () => {
+  it('keeps peak RSS flat as the corpus grows threefold, far below the corpus size', async () => {
+    const small = await measure(8_000);
+    const large = await measure(24_000);
+    expect(large.corpusMiB).toBeGreaterThan(200);
+    // What a corpus held in memory would add, against what the process added.
+    expect(large.peakRssMiB - small.peakRssMiB).toBeLessThan(0.2 * (large.corpusMiB - small.corpusMiB));
+    expect(large.peakRssMiB).toBeLessThan(0.75 * large.corpusMiB);
+  }, 300_000);
+});
