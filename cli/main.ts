@@ -23,22 +23,31 @@ import { SingleBar, Presets } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startTemporal, stackPaths, temporalAnswers } from '../infra/local-stack';
 import type { BatchSummary } from '../lib/episode/summary';
-import { defaultEpisodeSettings, type EpisodeResult, type EpisodeSettings } from '../lib/episode/types';
-import { detectDatasetFormat } from '../lib/data/dataset';
+import {
+  defaultEpisodeSettings,
+  type AnswerRecord,
+  type EpisodeResult,
+  type EpisodeSettings,
+} from '../lib/episode/types';
+import { detectDatasetFormat, type RowError } from '../lib/data/dataset';
 import {
   InvalidBlobIdError,
+  batchIndexKey,
+  batchRowErrorsKey,
   batchRunKey,
   batchSummaryKey,
   checkId,
   createBlobStore,
   datasetKey,
+  episodeAnswerKey,
   policyFileKey,
   runResultsPrefix,
   type BlobStore,
 } from '../lib/storage';
+import { CONNECT_TIMEOUT_MS, checkNamespace, unreachable } from '../lib/temporal/connect';
 import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
 import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../workflows/batch';
-import { startWorkers, type WorkerRole } from '../workers/worker';
+import { reportFailuresElsewhere, startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
 import { answersTable, summaryTable } from './render';
 import { registerReportCommand } from './report';
@@ -135,12 +144,29 @@ export function workflowUiLink(config: RememConfig, workflowId: string): string 
   return `${config.temporal.uiUrl}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
 }
 
+/**
+ * Connects to the configured server and namespace; a server that does not answer within a few seconds, or a
+ * namespace it does not have, is one line naming the address (or the namespace).
+ */
 export async function connectClient(config: RememConfig): Promise<Client> {
-  const connection = await Connection.connect({
-    address: config.temporal.address,
-    apiKey: config.temporal.apiKey,
-  });
-  return new Client({ connection, namespace: config.temporal.namespace });
+  const { address, namespace } = config.temporal;
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({
+      address,
+      apiKey: config.temporal.apiKey,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+    });
+  } catch (error) {
+    throw unreachable(address, error);
+  }
+  try {
+    await checkNamespace(connection.workflowService, namespace, address);
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
+  return new Client({ connection, namespace });
 }
 
 /** The embedded default: a local dev server (with the UI) is started when nothing answers at the address. */
@@ -159,8 +185,35 @@ export async function ensureTemporal(config: RememConfig, ui: boolean): Promise<
 /** Checks the dataset path before anything starts: an existing file of a known format. */
 export function checkDatasetFile(file: string): void {
   if (!fs.existsSync(file)) throw new Error(`dataset file ${file} does not exist`);
-  if (!fs.statSync(file).isFile()) throw new Error(`dataset ${file} is not a file`);
+  const stat = fs.statSync(file);
+  if (stat.isDirectory())
+    throw new Error(`dataset ${file} is a directory; give one .jsonl, .json or .parquet file`);
+  if (!stat.isFile()) throw new Error(`dataset ${file} is not a file`);
   detectDatasetFormat(file);
+  if (stat.size === 0) throw new Error(`dataset ${file} is empty (0 bytes)`);
+}
+
+/** How many malformed rows the screen lists; the stored list has them all. */
+const ROW_ERRORS_SHOWN = 5;
+
+/** The first malformed rows of a run with their reasons, and where the full list is (nothing if none). */
+export async function rowErrorLines(store: BlobStore, runId: string): Promise<string[]> {
+  const key = batchRowErrorsKey(runId);
+  if (!(await store.exists(key))) return [];
+  const stored = await store.getJson<{ invalidRows: number; errors: RowError[] }>(key);
+  if (stored.invalidRows === 0) return [];
+  return [
+    `${stored.invalidRows} malformed row${stored.invalidRows === 1 ? '' : 's'} (row numbers count from 0, as in the results):`,
+    ...stored.errors.slice(0, ROW_ERRORS_SHOWN).map((error) => `  row ${error.rowIndex}: ${error.reason}`),
+    ...(stored.invalidRows > ROW_ERRORS_SHOWN ? [`  … ${stored.invalidRows - ROW_ERRORS_SHOWN} more`] : []),
+    `  full list: ${key} in the ${store}`,
+  ];
+}
+
+async function countResults(store: BlobStore, runId: string): Promise<number> {
+  let count = 0;
+  for await (const key of store.list(runResultsPrefix(runId))) if (key.endsWith('.json')) count += 1;
+  return count;
 }
 
 /** Uploads the dataset under a content-addressed key, so the same file is stored once and names the same run. */
@@ -359,7 +412,10 @@ async function runQa(options: QaOptions): Promise<void> {
       settings,
     });
     client = await connectClient(config);
+    // The command prints a failed batch's reason in one line; the worker in this process need not dump it too.
+    if (options.worker) reportFailuresElsewhere();
     workers = options.worker ? await startWorkers({ role: 'all', config, store }) : undefined;
+    const alreadyDone = await countResults(store, runId);
     const early = interrupts.received();
     if (early !== undefined)
       throw new CliExit(
@@ -413,12 +469,26 @@ async function runQa(options: QaOptions): Promise<void> {
       }
       summary = outcome.summary;
     } catch (error) {
-      if (error instanceof WorkflowFailedError)
+      if (error instanceof WorkflowFailedError) {
+        const rowErrors = await rowErrorLines(store, runId).catch(() => []);
+        if (rowErrors.length > 0) console.error(rowErrors.join('\n'));
         throw new Error(`batch ${runId} failed: ${innermostMessage(error)}`);
+      }
       throw error;
     }
     console.log(summaryTable(summary));
-    console.log(answersTable(await readResults(store, runId), options.show));
+    const rowErrors = await rowErrorLines(store, runId);
+    if (rowErrors.length > 0) console.log(rowErrors.join('\n'));
+    const results = await readResults(store, runId);
+    if (results.length === 0 && summary.failedEpisodes === 0) {
+      throw new Error(
+        `dataset ${options.dataset} has no rows to answer${summary.invalidRows > 0 ? ` (all ${summary.invalidRows} rows are malformed)` : ''}`,
+      );
+    }
+    console.log(answersTable(results, options.show));
+    console.log(
+      `Rows: ${alreadyDone} already done before this command, ${results.length - alreadyDone} answered now, ${summary.failedEpisodes} failed, ${summary.invalidRows} malformed`,
+    );
     console.log(`Run id: ${runId}    UI: ${workflowUiLink(config, workflowId)}`);
   } finally {
     if (interrupted) {
@@ -596,14 +666,26 @@ export async function main(argv: string[]): Promise<void> {
 
   program
     .command('results <run>')
-    .description('the summary of a finished run, or every result row as JSON Lines')
-    .option('--jsonl', 'print every result row as one JSON line')
+    .description(
+      'the summary of a finished run, or every result row (with the raw final response) as JSON Lines',
+    )
+    .option('--jsonl', "print every result row as one JSON line, with the model's raw final response")
     .action(async (runId: string, options: { jsonl?: boolean }) => {
       const config = loadConfig();
       const store = createBlobStore(config.storage);
       try {
+        const known = await Promise.all(
+          [batchRunKey(runId), batchIndexKey(runId), batchSummaryKey(runId)].map((key) => store.exists(key)),
+        );
+        if (!known.some(Boolean)) throw new Error(`no run ${runId} in the ${store}`);
         if (options.jsonl) {
-          for (const result of await readResults(store, runId)) console.log(JSON.stringify(result));
+          for (const result of await readResults(store, runId)) {
+            const answerKey = episodeAnswerKey(runId, result.episodeId);
+            const response = (await store.exists(answerKey))
+              ? (await store.getJson<AnswerRecord>(answerKey)).response
+              : null;
+            console.log(JSON.stringify({ ...result, response }));
+          }
           return;
         }
         if (!(await store.exists(batchSummaryKey(runId))))
@@ -625,6 +707,8 @@ export async function main(argv: string[]): Promise<void> {
 
 /** Runs the CLI and turns an error into its message and exit code 1 (no stack trace for user errors). */
 export function runCli(argv: string[]): void {
+  // The AWS SDK's notice about future Node versions is not about this command.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   main(argv).catch((error: Error) => {
     // An empty message: the command already said why it ends.
     if (error.message !== '') console.error(`rememr1: ${error.message}`);
