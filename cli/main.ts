@@ -46,11 +46,17 @@ import {
 } from '../lib/storage';
 import { CONNECT_TIMEOUT_MS, checkNamespace, unreachable } from '../lib/temporal/connect';
 import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
-import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../workflows/batch';
+import {
+  batchProgressQuery,
+  batchQAWorkflow,
+  type BatchProgress,
+  type BatchQAInput,
+} from '../workflows/batch';
 import { reportFailuresElsewhere, startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
-import { answersTable, summaryTable } from './render';
+import { answersTable, formatDuration, summaryTable } from './render';
 import { registerReportCommand } from './report';
+import { registerRunCommands } from './runs';
 import { registerScheduleCommands } from './schedule';
 import { registerTracesCommand } from './traces';
 import { registerTrainingCommands } from './train';
@@ -512,7 +518,8 @@ async function followBatch(
   const interactive = Boolean(process.stdout.isTTY) && !process.env.CI;
   const bar = new SingleBar(
     {
-      format: 'episodes {bar} {value}/{total} | page {page}/{pages} | running {running} | failed {failed}',
+      format:
+        'episodes {bar} {value}/{total} | {rate} | ETA {etaText} | page {page}/{pages} | running {running} | failed {failed}',
       hideCursor: true,
       noTTYOutput: !interactive,
       notTTYSchedule: 10_000,
@@ -520,6 +527,31 @@ async function followBatch(
     Presets.shades_classic,
   );
   let started = false;
+  // Rate and ETA from what this command saw finish: episodes done by an earlier run do not count as speed.
+  let first: { at: number; done: number } | undefined;
+  const show = (
+    progress: Pick<BatchProgress, 'page' | 'pages' | 'running' | 'failed' | 'done' | 'validRows'>,
+  ) => {
+    first ??= { at: Date.now(), done: progress.done };
+    const seconds = (Date.now() - first.at) / 1000;
+    const perMinute = seconds > 0 ? ((progress.done - first.done) * 60) / seconds : 0;
+    const left = Math.max(0, progress.validRows - progress.done - progress.failed);
+    const payload = {
+      page: Math.min(progress.page + 1, progress.pages),
+      pages: progress.pages,
+      running: progress.running,
+      failed: progress.failed,
+      rate: `${perMinute.toFixed(1)} episodes/min`,
+      etaText: left === 0 ? '0s' : perMinute > 0 ? formatDuration((left * 60) / perMinute) : 'unknown',
+    };
+    if (!started) {
+      bar.start(progress.validRows, progress.done, payload);
+      started = true;
+    } else {
+      bar.setTotal(progress.validRows);
+      bar.update(progress.done, payload);
+    }
+  };
   let inFlight: Promise<void> = Promise.resolve();
   let querying = false;
   const poll = setInterval(() => {
@@ -529,16 +561,7 @@ async function followBatch(
     inFlight = handle
       .query(batchProgressQuery)
       .then((progress) => {
-        const payload = {
-          page: Math.min(progress.page + 1, progress.pages),
-          pages: progress.pages,
-          running: progress.running,
-          failed: progress.failed,
-        };
-        if (!started && progress.validRows > 0) {
-          bar.start(progress.validRows, progress.done, payload);
-          started = true;
-        } else if (started) bar.update(progress.done, payload);
+        if (progress.validRows > 0) show(progress);
       })
       .catch(() => undefined) // between continue-as-new runs a query can miss; the next poll catches up
       .finally(() => (querying = false));
@@ -556,6 +579,20 @@ async function followBatch(
     // after a signal the command ends within moments, and its connection with it.
     if (outcome !== undefined && 'signal' in outcome) await atMost(2_000, inFlight);
     else await inFlight;
+    if (outcome !== undefined && 'summary' in outcome) {
+      // The bar is drawn to the end: the finished counts, not the last poll's.
+      const { overall, failedEpisodes } = outcome.summary;
+      const total = overall.episodes + failedEpisodes;
+      if (total > 0)
+        show({
+          page: 0,
+          pages: 1,
+          running: 0,
+          failed: failedEpisodes,
+          done: overall.episodes,
+          validRows: total,
+        });
+    }
     if (started) bar.stop();
   }
 }
@@ -567,9 +604,18 @@ async function readResults(store: BlobStore, runId: string): Promise<EpisodeResu
   return results.sort((a, b) => a.rowIndex - b.rowIndex);
 }
 
+/** The version in the project's package.json. */
+export function packageVersion(): string {
+  const manifest = JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  return manifest.version;
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('rememr1')
     .description('ReMemR1 memory agents on Temporal')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError();
 
   withEpisodeReadingOptions(program.command('qa'))
@@ -624,27 +670,7 @@ export async function main(argv: string[]): Promise<void> {
       await running.done;
     });
 
-  program
-    .command('status <run>')
-    .description('progress of a batch run')
-    .action(async (runId: string) => {
-      const config = loadConfig();
-      const client = await connectClient(config);
-      try {
-        const handle = client.workflow.getHandle(batchWorkflowId(runId));
-        const description = await handle.describe();
-        console.log(`status: ${description.status.name}`);
-        if (description.status.name === 'RUNNING')
-          console.log(JSON.stringify(await handle.query(batchProgressQuery), null, 2));
-        console.log(`UI: ${workflowUiLink(config, batchWorkflowId(runId))}`);
-      } catch (error) {
-        if (error instanceof WorkflowNotFoundError)
-          throw new Error(`no batch run ${runId} in namespace ${config.temporal.namespace}`);
-        throw error;
-      } finally {
-        await client.connection.close();
-      }
-    });
+  registerRunCommands(program);
 
   program
     .command('cancel <run>')
