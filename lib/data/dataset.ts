@@ -151,6 +151,14 @@ function firstInvalidUtf8Byte(bytes: Uint8Array): number {
     if (invalid(middle + 1)) high = middle;
     else low = middle + 1;
   }
+  // The byte at `low` shows the text is invalid; if it cuts short a character begun just before, that character's
+  // first byte is where the invalid bytes start.
+  for (let back = 1; back <= 3 && low - back >= 0; back += 1) {
+    const byte = bytes[low - back];
+    if ((byte & 0xc0) === 0x80) continue;
+    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    return back < length ? low - back : low;
+  }
   return low;
 }
 
