@@ -299,14 +299,25 @@ export function innermostMessage(error: Error): string {
  * Watches for Ctrl-C (SIGINT) and SIGTERM while `qa` runs. The first resolves `signal` (the command then stops
  * its worker and ends; the batch keeps running on the server); a second one ends the process at once.
  * Temporal's runtime adds its own handlers when a worker starts, which stop Node's default exit on a signal.
+ * `farewell` is what the command says when interrupted; it is said at the first signal, before anything else can
+ * happen (a busy process may receive the same key press again, relayed late, and exit on it).
  */
 export function watchInterrupts(): {
   signal: Promise<NodeJS.Signals>;
   received(): NodeJS.Signals | undefined;
+  /** Sets what to say on an interrupt; said at once if a signal already arrived. */
+  setFarewell(say: (signal: NodeJS.Signals) => void): void;
   dispose(): void;
 } {
   let firstAt: number | undefined;
   let first: NodeJS.Signals | undefined;
+  let farewell: ((signal: NodeJS.Signals) => void) | undefined;
+  let said = false;
+  const sayFarewell = (): void => {
+    if (said || farewell === undefined || first === undefined) return;
+    said = true;
+    farewell(first);
+  };
   let resolve: (signal: NodeJS.Signals) => void = () => undefined;
   const signal = new Promise<NodeJS.Signals>((done) => (resolve = done));
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((name) => {
@@ -315,6 +326,7 @@ export function watchInterrupts(): {
         firstAt = Date.now();
         first = name;
         resolve(name);
+        sayFarewell();
         // One key press can arrive twice within a moment (sent to the process group and relayed by tsx).
       } else if (Date.now() - firstAt > 1000) {
         process.exit(signalExitCode(name));
@@ -326,6 +338,10 @@ export function watchInterrupts(): {
   return {
     signal,
     received: () => first,
+    setFarewell: (say) => {
+      farewell = say;
+      sayFarewell();
+    },
     dispose: () => {
       for (const [name, handler] of handlers) process.off(name, handler);
     },
@@ -454,23 +470,25 @@ async function runQa(options: QaOptions): Promise<void> {
       console.log(`Batch ${runId} is already running; following it`);
     }
     console.log(`Temporal UI: ${workflowUiLink(config, workflowId)}`);
+    const where = config.temporal.address;
+    // Said as soon as a signal arrives: the user learns that the batch goes on and how to reach it, whatever
+    // happens to this process afterwards (a second signal during the stop exits at once).
+    interrupts.setFarewell((signal) =>
+      console.error(
+        'rememr1: ' +
+          [
+            `interrupted (${signal}): ${options.worker ? "this command's worker is stopping; " : ''}batch ${runId} keeps running on the Temporal server at ${where}, served by any worker on its task queues`,
+            `  follow it: npm run rememr1 -- status ${runId}    (UI: ${workflowUiLink(config, workflowId)})`,
+            `  cancel it: npm run rememr1 -- cancel ${runId}`,
+            `  resume it here: run the same qa command again (finished episodes are kept)`,
+          ].join('\n'),
+      ),
+    );
     let summary: BatchSummary;
     try {
       const outcome = await followBatch(handle, interrupts.signal);
       if ('signal' in outcome) {
         interrupted = true;
-        const where = config.temporal.address;
-        // Said before the worker is stopped: a second signal during the stop exits at once, and the user must
-        // still learn that the batch goes on and how to reach it.
-        console.error(
-          'rememr1: ' +
-            [
-              `interrupted (${outcome.signal}): ${options.worker ? "this command's worker is stopping; " : ''}batch ${runId} keeps running on the Temporal server at ${where}, served by any worker on its task queues`,
-              `  follow it: npm run rememr1 -- status ${runId}    (UI: ${workflowUiLink(config, workflowId)})`,
-              `  cancel it: npm run rememr1 -- cancel ${runId}`,
-              `  resume it here: run the same qa command again (finished episodes are kept)`,
-            ].join('\n'),
-        );
         throw new CliExit('', signalExitCode(outcome.signal));
       }
       summary = outcome.summary;
