@@ -34,6 +34,8 @@ export interface BatchStatus {
   /** Valid rows (episodes to answer); null until the dataset is indexed. */
   total: number | null;
   malformedRows: number;
+  /** Where the counts come from: the running batch's progress query, or the blob store (ended, or no worker answered). */
+  countsFrom: 'query' | 'store';
   startedAt: string;
   closedAt: string | null;
   elapsedSeconds: number;
@@ -44,17 +46,12 @@ export interface BatchStatus {
   ui: string;
 }
 
-/** Waits at most `ms` for `work`; undefined when it did not answer in time or failed. */
-async function within<T>(ms: number, work: Promise<T>): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      work.catch(() => undefined),
-      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+/**
+ * The answer of `work`'s calls to the server, if they answer within `ms` (a query with no worker to answer it would
+ * wait long); undefined otherwise. The deadline is on the calls themselves, so nothing is left running.
+ */
+async function within<T>(client: Client, ms: number, work: () => Promise<T>): Promise<T | undefined> {
+  return client.withDeadline(Date.now() + ms, work).catch(() => undefined);
 }
 
 async function countKeys(store: BlobStore, prefix: string): Promise<number> {
@@ -66,14 +63,11 @@ async function countKeys(store: BlobStore, prefix: string): Promise<number> {
 /** Start of the batch: the first run of its chain of continue-as-new runs (the latest run's start as a fallback). */
 async function chainStart(client: Client, workflowId: string, latest: Date): Promise<Date> {
   const executions: WorkflowExecutionInfo[] = [];
-  const found = await within(
-    5000,
-    (async () => {
-      for await (const execution of client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
-        executions.push(execution);
-      return true;
-    })(),
-  );
+  const found = await within(client, 5000, async () => {
+    for await (const execution of client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
+      executions.push(execution);
+    return true;
+  });
   if (!found) return latest;
   executions.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
   let start = latest;
@@ -97,9 +91,10 @@ export async function batchStatus(
   const closedAt = description.closeTime ?? null;
   const startedAt = await chainStart(client, workflowId, description.startTime);
   let counts:
-    Pick<BatchStatus, 'phase' | 'done' | 'running' | 'failed' | 'total' | 'malformedRows'> | undefined;
+    | Pick<BatchStatus, 'phase' | 'done' | 'running' | 'failed' | 'total' | 'malformedRows' | 'countsFrom'>
+    | undefined;
   if (status === 'RUNNING') {
-    const progress = await within(5000, handle.query(batchProgressQuery));
+    const progress = await within(client, 5000, () => handle.query(batchProgressQuery));
     if (progress !== undefined) {
       counts = {
         phase: progress.status,
@@ -108,6 +103,7 @@ export async function batchStatus(
         failed: progress.failed,
         total: progress.status === 'indexing' ? null : progress.validRows,
         malformedRows: progress.invalidRows,
+        countsFrom: 'query',
       };
     }
   }
@@ -117,7 +113,7 @@ export async function batchStatus(
     const summary = (await store.exists(batchSummaryKey(runId)))
       ? await store.getJson<BatchSummary>(batchSummaryKey(runId))
       : status === 'COMPLETED'
-        ? await within(5000, handle.result() as Promise<BatchSummary>)
+        ? await within(client, 5000, () => handle.result() as Promise<BatchSummary>)
         : undefined;
     const index = (await store.exists(batchIndexKey(runId)))
       ? await store.getJson<BatchIndex>(batchIndexKey(runId))
@@ -131,6 +127,7 @@ export async function batchStatus(
         index?.validRows ??
         (summary === undefined ? null : summary.overall.episodes + summary.failedEpisodes),
       malformedRows: index?.invalidRows ?? summary?.invalidRows ?? 0,
+      countsFrom: 'store',
     };
   }
   const end = closedAt ?? new Date();
@@ -169,6 +166,11 @@ export function statusLines(report: BatchStatus): string[] {
     `  done ${report.done}, running ${report.running}, failed ${report.failed}, total ${report.total ?? '?'}` +
       (report.malformedRows > 0 ? ` (${report.malformedRows} malformed rows skipped)` : ''),
     `  rate ${rate}${eta}`,
+    ...(report.status === 'RUNNING' && report.countsFrom === 'store'
+      ? [
+          '  no worker answered its progress query: counts are the results stored so far (is a worker running?)',
+        ]
+      : []),
     `  UI: ${report.ui}`,
   ];
 }

@@ -626,7 +626,7 @@ describe('rememr1 errors, each one clear line in bounded time', () => {
     let run: CliRun;
     beforeAll(async () => {
       run = await rememr1(['qa', '--dataset', file, '--run-id', runId, ...quick], { timeoutMs: 150_000 });
-    }, 100_000);
+    }, 200_000);
 
     it('are named on screen with their reasons and where the full list is', () => {
       expect(run.code).toBe(0);
