@@ -1,5 +1,5 @@
 /**
- * The `rememr1` command run as a user runs it (`npx tsx cli/main.ts qa …`, what `npm run qa` does), against the
+ * The `rememr1` command run as a user runs it (`node --import tsx cli/main.ts qa …`, what `npm run qa` does), against the
  * test run's Temporal dev server, with task queues and a blob folder of its own: each dataset format end to end,
  * and the mistakes that used to hang, retry forever or answer from the wrong data. Every run is bounded in time.
  */
@@ -70,7 +70,7 @@ interface RunningCli {
 }
 
 /**
- * Starts `npx tsx cli/main.ts …` (what `npm run rememr1 --` runs) in a process group of its own; the group is
+ * Starts `node --import tsx cli/main.ts …` (what `npm run rememr1 --` runs) in a process group of its own; the group is
  * killed, and `done` rejects, if the command outlives `timeoutMs`.
  */
 function startRememr1(
@@ -78,7 +78,7 @@ function startRememr1(
   options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; onStdout?: (stdout: string) => void } = {},
 ): RunningCli {
   const timeoutMs = options.timeoutMs ?? 90_000;
-  const child = spawn('npx', ['tsx', 'cli/main.ts', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
     cwd: projectRoot,
     env: options.env ?? cliEnv,
     detached: true,
