@@ -24,23 +24,37 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { startTemporal, stackPaths, temporalAnswers } from '../infra/local-stack';
 import { describeGenerationLimits } from '../lib/episode/generation-limits';
 import type { BatchSummary } from '../lib/episode/summary';
-import { defaultEpisodeSettings, type EpisodeResult, type EpisodeSettings } from '../lib/episode/types';
-import { detectDatasetFormat } from '../lib/data/dataset';
+import {
+  defaultEpisodeSettings,
+  type AnswerRecord,
+  type EpisodeResult,
+  type EpisodeSettings,
+} from '../lib/episode/types';
+import { detectDatasetFormat, type RowError } from '../lib/data/dataset';
 import { fileSha256 } from '../lib/data/sources';
 import {
   InvalidBlobIdError,
+  batchIndexKey,
+  batchRowErrorsKey,
   batchRunKey,
   batchSummaryKey,
   checkId,
   createBlobStore,
   datasetKey,
+  episodeAnswerKey,
   policyFileKey,
   runResultsPrefix,
   type BlobStore,
 } from '../lib/storage';
+import { CONNECT_TIMEOUT_MS, checkNamespace, unreachable } from '../lib/temporal/connect';
 import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
-import { batchProgressQuery, batchQAWorkflow, type BatchQAInput } from '../workflows/batch';
-import { startWorkers, type WorkerRole } from '../workers/worker';
+import {
+  batchProgressQuery,
+  batchQAWorkflow,
+  type BatchProgress,
+  type BatchQAInput,
+} from '../workflows/batch';
+import { reportFailuresElsewhere, startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
 import { fieldMapping, prepareDataset, stageDataset, withDatasetFieldOptions, type FieldOptions } from './dataset-source';
 import {
@@ -50,8 +64,9 @@ import {
   type EpisodeSettingOptions,
 } from './episode-settings';
 import { registerExportCommand } from './export';
-import { answersTable, summaryTable } from './render';
+import { answersTable, formatDuration, summaryTable } from './render';
 import { registerReportCommand } from './report';
+import { registerRunCommands } from './runs';
 import { registerScheduleCommands } from './schedule';
 import { registerReplicationCommand } from './replication';
 import { registerTracesCommand } from './traces';
@@ -148,12 +163,29 @@ export function workflowUiLink(config: RememConfig, workflowId: string): string 
   return `${config.temporal.uiUrl}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
 }
 
+/**
+ * Connects to the configured server and namespace; a server that does not answer within a few seconds, or a
+ * namespace it does not have, is one line naming the address (or the namespace).
+ */
 export async function connectClient(config: RememConfig): Promise<Client> {
-  const connection = await Connection.connect({
-    address: config.temporal.address,
-    apiKey: config.temporal.apiKey,
-  });
-  return new Client({ connection, namespace: config.temporal.namespace });
+  const { address, namespace } = config.temporal;
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({
+      address,
+      apiKey: config.temporal.apiKey,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+    });
+  } catch (error) {
+    throw unreachable(address, error);
+  }
+  try {
+    await checkNamespace(connection.workflowService, namespace, address);
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
+  return new Client({ connection, namespace });
 }
 
 /** The embedded default: a local dev server (with the UI) is started when nothing answers at the address. */
@@ -172,8 +204,35 @@ export async function ensureTemporal(config: RememConfig, ui: boolean): Promise<
 /** Checks the dataset path before anything starts: an existing file of a known format. */
 export function checkDatasetFile(file: string): void {
   if (!fs.existsSync(file)) throw new Error(`dataset file ${file} does not exist`);
-  if (!fs.statSync(file).isFile()) throw new Error(`dataset ${file} is not a file`);
+  const stat = fs.statSync(file);
+  if (stat.isDirectory())
+    throw new Error(`dataset ${file} is a directory; give one .jsonl, .json or .parquet file`);
+  if (!stat.isFile()) throw new Error(`dataset ${file} is not a file`);
   detectDatasetFormat(file);
+  if (stat.size === 0) throw new Error(`dataset ${file} is empty (0 bytes)`);
+}
+
+/** How many malformed rows the screen lists; the stored list has them all. */
+const ROW_ERRORS_SHOWN = 5;
+
+/** The first malformed rows of a run with their reasons, and where the full list is (nothing if none). */
+export async function rowErrorLines(store: BlobStore, runId: string): Promise<string[]> {
+  const key = batchRowErrorsKey(runId);
+  if (!(await store.exists(key))) return [];
+  const stored = await store.getJson<{ invalidRows: number; errors: RowError[] }>(key);
+  if (stored.invalidRows === 0) return [];
+  return [
+    `${stored.invalidRows} malformed row${stored.invalidRows === 1 ? '' : 's'} (row numbers count from 0, as in the results):`,
+    ...stored.errors.slice(0, ROW_ERRORS_SHOWN).map((error) => `  row ${error.rowIndex}: ${error.reason}`),
+    ...(stored.invalidRows > ROW_ERRORS_SHOWN ? [`  … ${stored.invalidRows - ROW_ERRORS_SHOWN} more`] : []),
+    `  full list: ${key} in the ${store}`,
+  ];
+}
+
+async function countResults(store: BlobStore, runId: string): Promise<number> {
+  let count = 0;
+  for await (const key of store.list(runResultsPrefix(runId))) if (key.endsWith('.json')) count += 1;
+  return count;
 }
 
 /** Uploads the dataset under a content-addressed key, so the same file is stored once and names the same run. */
@@ -253,14 +312,25 @@ export function innermostMessage(error: Error): string {
  * Watches for Ctrl-C (SIGINT) and SIGTERM while `qa` runs. The first resolves `signal` (the command then stops
  * its worker and ends; the batch keeps running on the server); a second one ends the process at once.
  * Temporal's runtime adds its own handlers when a worker starts, which stop Node's default exit on a signal.
+ * `farewell` is what the command says when interrupted; it is said at the first signal, before anything else can
+ * happen (a busy process may receive the same key press again, relayed late, and exit on it).
  */
 export function watchInterrupts(): {
   signal: Promise<NodeJS.Signals>;
   received(): NodeJS.Signals | undefined;
+  /** Sets what to say on an interrupt; said at once if a signal already arrived. */
+  setFarewell(say: (signal: NodeJS.Signals) => void): void;
   dispose(): void;
 } {
   let firstAt: number | undefined;
   let first: NodeJS.Signals | undefined;
+  let farewell: ((signal: NodeJS.Signals) => void) | undefined;
+  let said = false;
+  const sayFarewell = (): void => {
+    if (said || farewell === undefined || first === undefined) return;
+    said = true;
+    farewell(first);
+  };
   let resolve: (signal: NodeJS.Signals) => void = () => undefined;
   const signal = new Promise<NodeJS.Signals>((done) => (resolve = done));
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((name) => {
@@ -269,6 +339,7 @@ export function watchInterrupts(): {
         firstAt = Date.now();
         first = name;
         resolve(name);
+        sayFarewell();
         // One key press can arrive twice within a moment (sent to the process group and relayed by tsx).
       } else if (Date.now() - firstAt > 1000) {
         process.exit(signalExitCode(name));
@@ -280,6 +351,10 @@ export function watchInterrupts(): {
   return {
     signal,
     received: () => first,
+    setFarewell: (say) => {
+      farewell = say;
+      sayFarewell();
+    },
     dispose: () => {
       for (const [name, handler] of handlers) process.off(name, handler);
     },
@@ -382,7 +457,10 @@ async function runQa(options: QaOptions): Promise<void> {
       settings,
     });
     client = await connectClient(config);
+    // The command prints a failed batch's reason in one line; the worker in this process need not dump it too.
+    if (options.worker) reportFailuresElsewhere();
     workers = options.worker ? await startWorkers({ role: 'all', config, store }) : undefined;
+    const alreadyDone = await countResults(store, runId);
     const early = interrupts.received();
     if (early !== undefined)
       throw new CliExit(
@@ -416,33 +494,49 @@ async function runQa(options: QaOptions): Promise<void> {
       console.log(`Batch ${runId} is already running; following it`);
     }
     console.log(`Temporal UI: ${workflowUiLink(config, workflowId)}`);
+    const where = config.temporal.address;
+    // Said as soon as a signal arrives: the user learns that the batch goes on and how to reach it, whatever
+    // happens to this process afterwards (a second signal during the stop exits at once).
+    interrupts.setFarewell((signal) =>
+      console.error(
+        'rememr1: ' +
+          [
+            `interrupted (${signal}): ${options.worker ? "this command's worker is stopping; " : ''}batch ${runId} keeps running on the Temporal server at ${where}, served by any worker on its task queues`,
+            `  follow it: npm run rememr1 -- status ${runId}    (UI: ${workflowUiLink(config, workflowId)})`,
+            `  cancel it: npm run rememr1 -- cancel ${runId}`,
+            `  resume it here: run the same qa command again (finished episodes are kept)`,
+          ].join('\n'),
+      ),
+    );
     let summary: BatchSummary;
     try {
       const outcome = await followBatch(handle, interrupts.signal);
       if ('signal' in outcome) {
         interrupted = true;
-        const where = config.temporal.address;
-        // Said before the worker is stopped: a second signal during the stop exits at once, and the user must
-        // still learn that the batch goes on and how to reach it.
-        console.error(
-          'rememr1: ' +
-            [
-              `interrupted (${outcome.signal}): ${options.worker ? "this command's worker is stopping; " : ''}batch ${runId} keeps running on the Temporal server at ${where}, served by any worker on its task queues`,
-              `  follow it: npm run rememr1 -- status ${runId}    (UI: ${workflowUiLink(config, workflowId)})`,
-              `  cancel it: npm run rememr1 -- cancel ${runId}`,
-              `  resume it here: run the same qa command again (finished episodes are kept)`,
-            ].join('\n'),
-        );
         throw new CliExit('', signalExitCode(outcome.signal));
       }
       summary = outcome.summary;
     } catch (error) {
-      if (error instanceof WorkflowFailedError)
+      if (error instanceof WorkflowFailedError) {
+        const rowErrors = await rowErrorLines(store, runId).catch(() => []);
+        if (rowErrors.length > 0) console.error(rowErrors.join('\n'));
         throw new Error(`batch ${runId} failed: ${innermostMessage(error)}`);
+      }
       throw error;
     }
     console.log(summaryTable(summary));
-    console.log(answersTable(await readResults(store, runId), options.show));
+    const rowErrors = await rowErrorLines(store, runId);
+    if (rowErrors.length > 0) console.log(rowErrors.join('\n'));
+    const results = await readResults(store, runId);
+    if (results.length === 0 && summary.failedEpisodes === 0) {
+      throw new Error(
+        `dataset ${options.dataset} has no rows to answer${summary.invalidRows > 0 ? ` (all ${summary.invalidRows} rows are malformed)` : ''}`,
+      );
+    }
+    console.log(answersTable(results, options.show));
+    console.log(
+      `Rows: ${alreadyDone} already done before this command, ${results.length - alreadyDone} answered now, ${summary.failedEpisodes} failed, ${summary.invalidRows} malformed`,
+    );
     console.log(`Run id: ${runId}    UI: ${workflowUiLink(config, workflowId)}`);
   } finally {
     if (interrupted) {
@@ -466,7 +560,8 @@ async function followBatch(
   const interactive = Boolean(process.stdout.isTTY) && !process.env.CI;
   const bar = new SingleBar(
     {
-      format: 'episodes {bar} {value}/{total} | page {page}/{pages} | running {running} | failed {failed}',
+      format:
+        'episodes {bar} {value}/{total} | {rate} | ETA {etaText} | page {page}/{pages} | running {running} | failed {failed}',
       hideCursor: true,
       noTTYOutput: !interactive,
       notTTYSchedule: 10_000,
@@ -474,6 +569,31 @@ async function followBatch(
     Presets.shades_classic,
   );
   let started = false;
+  // Rate and ETA from what this command saw finish: episodes done by an earlier run do not count as speed.
+  let first: { at: number; done: number } | undefined;
+  const show = (
+    progress: Pick<BatchProgress, 'page' | 'pages' | 'running' | 'failed' | 'done' | 'validRows'>,
+  ) => {
+    first ??= { at: Date.now(), done: progress.done };
+    const seconds = (Date.now() - first.at) / 1000;
+    const perMinute = seconds > 0 ? ((progress.done - first.done) * 60) / seconds : 0;
+    const left = Math.max(0, progress.validRows - progress.done - progress.failed);
+    const payload = {
+      page: Math.min(progress.page + 1, progress.pages),
+      pages: progress.pages,
+      running: progress.running,
+      failed: progress.failed,
+      rate: `${perMinute.toFixed(1)} episodes/min`,
+      etaText: left === 0 ? '0s' : perMinute > 0 ? formatDuration((left * 60) / perMinute) : 'unknown',
+    };
+    if (!started) {
+      bar.start(progress.validRows, progress.done, payload);
+      started = true;
+    } else {
+      bar.setTotal(progress.validRows);
+      bar.update(progress.done, payload);
+    }
+  };
   let inFlight: Promise<void> = Promise.resolve();
   let querying = false;
   const poll = setInterval(() => {
@@ -483,16 +603,7 @@ async function followBatch(
     inFlight = handle
       .query(batchProgressQuery)
       .then((progress) => {
-        const payload = {
-          page: Math.min(progress.page + 1, progress.pages),
-          pages: progress.pages,
-          running: progress.running,
-          failed: progress.failed,
-        };
-        if (!started && progress.validRows > 0) {
-          bar.start(progress.validRows, progress.done, payload);
-          started = true;
-        } else if (started) bar.update(progress.done, payload);
+        if (progress.validRows > 0) show(progress);
       })
       .catch(() => undefined) // between continue-as-new runs a query can miss; the next poll catches up
       .finally(() => (querying = false));
@@ -510,6 +621,20 @@ async function followBatch(
     // after a signal the command ends within moments, and its connection with it.
     if (outcome !== undefined && 'signal' in outcome) await atMost(2_000, inFlight);
     else await inFlight;
+    if (outcome !== undefined && 'summary' in outcome) {
+      // The bar is drawn to the end: the finished counts, not the last poll's.
+      const { overall, failedEpisodes } = outcome.summary;
+      const total = overall.episodes + failedEpisodes;
+      if (total > 0)
+        show({
+          page: 0,
+          pages: 1,
+          running: 0,
+          failed: failedEpisodes,
+          done: overall.episodes,
+          validRows: total,
+        });
+    }
     if (started) bar.stop();
   }
 }
@@ -521,9 +646,18 @@ async function readResults(store: BlobStore, runId: string): Promise<EpisodeResu
   return results.sort((a, b) => a.rowIndex - b.rowIndex);
 }
 
+/** The version in the project's package.json. */
+export function packageVersion(): string {
+  const manifest = JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  return manifest.version;
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('rememr1')
     .description('ReMemR1 memory agents on Temporal')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError();
 
   withDatasetFieldOptions(withEpisodeReadingOptions(program.command('qa')))
@@ -582,27 +716,7 @@ export async function main(argv: string[]): Promise<void> {
       await running.done;
     });
 
-  program
-    .command('status <run>')
-    .description('progress of a batch run')
-    .action(async (runId: string) => {
-      const config = loadConfig();
-      const client = await connectClient(config);
-      try {
-        const handle = client.workflow.getHandle(batchWorkflowId(runId));
-        const description = await handle.describe();
-        console.log(`status: ${description.status.name}`);
-        if (description.status.name === 'RUNNING')
-          console.log(JSON.stringify(await handle.query(batchProgressQuery), null, 2));
-        console.log(`UI: ${workflowUiLink(config, batchWorkflowId(runId))}`);
-      } catch (error) {
-        if (error instanceof WorkflowNotFoundError)
-          throw new Error(`no batch run ${runId} in namespace ${config.temporal.namespace}`);
-        throw error;
-      } finally {
-        await client.connection.close();
-      }
-    });
+  registerRunCommands(program);
 
   program
     .command('cancel <run>')
@@ -624,14 +738,26 @@ export async function main(argv: string[]): Promise<void> {
 
   program
     .command('results <run>')
-    .description('the summary of a finished run, or every result row as JSON Lines')
-    .option('--jsonl', 'print every result row as one JSON line')
+    .description(
+      'the summary of a finished run, or every result row (with the raw final response) as JSON Lines',
+    )
+    .option('--jsonl', "print every result row as one JSON line, with the model's raw final response")
     .action(async (runId: string, options: { jsonl?: boolean }) => {
       const config = loadConfig();
       const store = createBlobStore(config.storage);
       try {
+        const known = await Promise.all(
+          [batchRunKey(runId), batchIndexKey(runId), batchSummaryKey(runId)].map((key) => store.exists(key)),
+        );
+        if (!known.some(Boolean)) throw new Error(`no run ${runId} in the ${store}`);
         if (options.jsonl) {
-          for (const result of await readResults(store, runId)) console.log(JSON.stringify(result));
+          for (const result of await readResults(store, runId)) {
+            const answerKey = episodeAnswerKey(runId, result.episodeId);
+            const response = (await store.exists(answerKey))
+              ? (await store.getJson<AnswerRecord>(answerKey)).response
+              : null;
+            console.log(JSON.stringify({ ...result, response }));
+          }
           return;
         }
         if (!(await store.exists(batchSummaryKey(runId))))
@@ -655,6 +781,8 @@ export async function main(argv: string[]): Promise<void> {
 
 /** Runs the CLI and turns an error into its message and exit code 1 (no stack trace for user errors). */
 export function runCli(argv: string[]): void {
+  // The AWS SDK's notice about future Node versions is not about this command.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   main(argv).catch((error: Error) => {
     // An empty message: the command already said why it ends.
     if (error.message !== '') console.error(`rememr1: ${error.message}`);

@@ -44,3 +44,11 @@ export function answersTable(results: EpisodeResult[], limit: number): string {
   const more = results.length > limit ? `\n… ${results.length - limit} more rows (rememr1 results RUN --jsonl)` : '';
   return table.toString() + more;
 }
+
+/** A duration for people: 42s, 3m07s, 2h05m. */
+export function formatDuration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}

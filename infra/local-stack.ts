@@ -199,6 +199,40 @@ export async function startTemporal(options: TemporalServerOptions): Promise<Ser
   return { started: true, pid };
 }
 
+/**
+ * Makes sure `namespace` exists on the server at `address`, with the project's search attributes: created if
+ * missing (e.g. the tests' own namespace on a user's dev server), then waited for until the server serves it.
+ */
+export async function ensureNamespace(options: {
+  paths: StackPaths;
+  address: string;
+  namespace: string;
+  log?: Log;
+}): Promise<void> {
+  const log = options.log ?? (() => {});
+  const cli = findOrInstallTemporalCli(options.paths, log);
+  const target = ['--address', options.address, '--namespace', options.namespace];
+  let exists = true;
+  try {
+    runOrThrow(cli, ['operator', 'namespace', 'describe', ...target, '--output', 'json']);
+  } catch {
+    exists = false;
+  }
+  if (!exists) {
+    log(`creating namespace ${options.namespace} on ${options.address}`);
+    runOrThrow(cli, ['operator', 'namespace', 'create', ...target, '--retention', '72h']);
+  }
+  // A new namespace reaches every part of the server within seconds; until then its calls say "not found".
+  await waitUntil(
+    `namespace ${options.namespace} on ${options.address}`,
+    async () => {
+      await registerSearchAttributes(options.address, options.namespace, cli);
+      return true;
+    },
+    60_000,
+  );
+}
+
 /** Registers the project's search attributes on a server that was started without them (idempotent). */
 async function registerSearchAttributes(address: string, namespace: string, cli: string): Promise<void> {
   const existing = runOrThrow(cli, ['operator', 'search-attribute', 'list', '--address', address, '--namespace', namespace, '--output', 'json']);

@@ -30,11 +30,36 @@ import { loadConfiguredPolicy } from '../lib/episode/rule-policy';
 import type { Policy, PolicyOptions } from '../lib/model';
 import { PolicyVersionCache } from '../lib/training/policy-versions';
 import { S3BlobStore, createBlobStore, type BlobStore } from '../lib/storage';
+import { checkNamespace, unreachable } from '../lib/temporal/connect';
 import type { RememConfig } from '../temporal.config';
 
 export type WorkerRole = 'inference' | 'orchestration' | 'trainer' | 'all';
 
 let runtimeInstalled = false;
+/** Set by a command that reports failures itself (`qa`): its embedded worker does not dump them as well. */
+let failuresReportedElsewhere = false;
+
+/**
+ * Temporal's logger without noise: an activity-only worker (inference, trainer) has no workflows by design, so the
+ * SDK's "No workflows registered" warning says nothing; with `failuresReportedElsewhere`, neither do its dumps of
+ * failures that are never retried (the command prints their reason in one line).
+ */
+class WorkerLogger extends DefaultLogger {
+  override log(level: LogLevel, message: string, meta?: Record<string, unknown>): void {
+    if (message === 'No workflows registered, not polling for workflow tasks') return;
+    if (failuresReportedElsewhere) {
+      const error = meta?.error as { nonRetryable?: unknown } | undefined;
+      if (message === 'Workflow failed') return;
+      if (message === 'Activity failed' && error?.nonRetryable === true) return;
+    }
+    super.log(level, message, meta);
+  }
+}
+
+/** For a command that prints every failure of its batch in one line: the embedded worker does not log them. */
+export function reportFailuresElsewhere(): void {
+  failuresReportedElsewhere = true;
+}
 
 /** Installs Temporal's runtime once per process, logging at REMEMR1_LOG_LEVEL (default INFO). */
 function installRuntime(): void {
@@ -45,14 +70,32 @@ function installRuntime(): void {
   if (!levels.includes(level as LogLevel))
     throw new Error(`REMEMR1_LOG_LEVEL must be one of ${levels.join(', ')}, got "${level}"`);
   try {
-    Runtime.install({ logger: new DefaultLogger(level as LogLevel) });
+    Runtime.install({ logger: new WorkerLogger(level as LogLevel) });
   } catch {
     // Already installed by the embedding program (its settings win).
   }
 }
 
+/** Connects to the configured server and checks the namespace: one clear line when either is wrong. */
 export async function connectWorker(config: RememConfig): Promise<NativeConnection> {
   installRuntime();
+  const { address, namespace } = config.temporal;
+  let connection: NativeConnection;
+  try {
+    connection = await openWorkerConnection(config);
+  } catch (error) {
+    throw unreachable(address, error);
+  }
+  try {
+    await checkNamespace(connection.workflowService, namespace, address);
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
+  return connection;
+}
+
+function openWorkerConnection(config: RememConfig): Promise<NativeConnection> {
   const { tls } = config.temporal;
   return NativeConnection.connect({
     address: config.temporal.address,

@@ -184,8 +184,12 @@ async function runPage(input: BatchQAInput, io: ReturnType<typeof proxyActivitie
     setCurrentDetails(
       `**Page ${page + 1} of ${progress.pages}**: ${progress.done} of ${progress.validRows} episodes done, ${progress.running} running, ${progress.failed} failed, ${progress.invalidRows} malformed rows skipped`,
     );
+  // The details shown in the UI say what the progress query says, also while episodes run (they live in
+  // memory and are read by a query: setting them adds nothing to the history).
+  describe();
   const runOne = async (entry: PageEntry): Promise<void> => {
     progress.running += 1;
+    describe();
     try {
       await executeChild(episodeWorkflow, {
         workflowId: `${input.runId}.${entry.episodeId}`,

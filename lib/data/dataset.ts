@@ -8,8 +8,7 @@
  * with the row number and the reason, and the caller decides whether to go on.
  */
 import type { Readable } from 'node:stream';
-import * as readline from 'node:readline';
-import { pipeline } from 'node:stream';
+import { Transform, pipeline } from 'node:stream';
 // Static imports: stream-json is CommonJS whose exports are properties of a function, which a native dynamic
 // import() (what tsx leaves in place) exposes only as `default`; a static import compiles to require() everywhere.
 import { parser } from 'stream-json';
@@ -60,10 +59,17 @@ export function detectDatasetFormat(name: string): DatasetFormat {
   if (lower.endsWith('.jsonl') || lower.endsWith('.ndjson')) return 'jsonl';
   if (lower.endsWith('.json')) return 'json';
   if (lower.endsWith('.parquet')) return 'parquet';
-  throw new DatasetFormatError(`cannot tell the format of dataset "${name}": expected a .jsonl, .json or .parquet file`);
+  throw new DatasetFormatError(
+    `cannot tell the format of dataset "${name}": expected a .jsonl, .json or .parquet file`,
+  );
 }
 
-const answerText = z.string().max(DATASET_LIMITS.answerChars, `an answer is longer than ${DATASET_LIMITS.answerChars} characters`);
+const answerText = z
+  .string({ error: 'field "answers" must hold strings' })
+  .max(
+    DATASET_LIMITS.answerChars,
+    `field "answers" has an answer longer than ${DATASET_LIMITS.answerChars} characters (the limit)`,
+  );
 
 /**
  * Which column (or JSON field) holds what. Defaults: `question`, `context`, `answers` (else HotpotQA's `answer`),
@@ -88,20 +94,36 @@ function rowSchemaFor(fields: ResolvedFields) {
   const q = JSON.stringify(fields.question);
   const c = JSON.stringify(fields.context);
   return z.object({
-    id: z.union([z.string(), z.number(), z.bigint()], { error: `field ${JSON.stringify(fields.id)} must be a string or a number` }).optional(),
+    id: z
+      .union([z.string(), z.number(), z.bigint()], {
+        error: `field ${JSON.stringify(fields.id)} must be a string or a number`,
+      })
+      .optional(),
     question: z
       .string({ error: `field ${q} must be a string` })
       .trim()
       .min(1, `field ${q} is empty`)
-      .max(DATASET_LIMITS.questionChars, `field ${q} is longer than ${DATASET_LIMITS.questionChars} characters`),
+      .max(
+        DATASET_LIMITS.questionChars,
+        `field ${q} is longer than ${DATASET_LIMITS.questionChars} characters (the limit)`,
+      ),
     context: z
       .string({ error: `field ${c} must be a string (the document)` })
-      .max(DATASET_LIMITS.contextChars, `field ${c} is larger than 512 MiB`)
+      .max(DATASET_LIMITS.contextChars, `field ${c} is larger than 512 MiB (the limit)`)
       .refine((text) => text.trim().length > 0, `the document (${c}) is empty`),
+    // One answer may be given as a plain string.
     answers: z
-      .union([answerText, z.array(answerText).max(DATASET_LIMITS.answers)], {
-        error: `field ${JSON.stringify(fields.answers)} must be a string or a list of strings`,
-      })
+      .preprocess(
+        (value) => (typeof value === 'string' ? [value] : value),
+        z
+          .array(answerText, {
+            error: `field ${JSON.stringify(fields.answers)} must be a string or a list of strings`,
+          })
+          .max(
+            DATASET_LIMITS.answers,
+            `field ${JSON.stringify(fields.answers)} has more than ${DATASET_LIMITS.answers} answers (the limit is ${DATASET_LIMITS.answers})`,
+          ),
+      )
       .optional(),
   });
 }
@@ -123,7 +145,8 @@ function resolveFields(record: Record<string, unknown>, fields: FieldMapping | u
   return {
     question: fields?.question ?? 'question',
     context: fields?.context ?? 'context',
-    answers: fields?.answers ?? (record.answers === undefined && record.answer !== undefined ? 'answer' : 'answers'),
+    answers:
+      fields?.answers ?? (record.answers === undefined && record.answer !== undefined ? 'answer' : 'answers'),
     id: fields?.id ?? (record.id === undefined && record._id !== undefined ? '_id' : 'id'),
   };
 }
@@ -131,7 +154,10 @@ function resolveFields(record: Record<string, unknown>, fields: FieldMapping | u
 /** Validates one parsed row, reading its fields by `fields` (see `FieldMapping`); never throws. */
 export function validateRow(value: unknown, rowIndex: number, fields?: FieldMapping): DatasetItem {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { ok: false, error: { rowIndex, reason: 'a row must be a JSON object with "question", "context" and "answers"' } };
+    return {
+      ok: false,
+      error: { rowIndex, reason: 'a row must be a JSON object with "question", "context" and "answers"' },
+    };
   }
   const record = value as Record<string, unknown>;
   const names = resolveFields(record, fields);
@@ -143,7 +169,13 @@ export function validateRow(value: unknown, rowIndex: number, fields?: FieldMapp
   };
   const parsed = schemaOf(names).safeParse(projected);
   if (!parsed.success) {
-    const reason = parsed.error.issues.map((issue) => issue.message).join('; ');
+    const reason = parsed.error.issues
+      .map((issue) =>
+        /field "|the document \(/.test(issue.message) || issue.path.length === 0
+          ? issue.message
+          : `field "${issue.path.map(String).join('.')}": ${issue.message}`,
+      )
+      .join('; ');
     return { ok: false, error: { rowIndex, reason } };
   }
   const data = parsed.data;
@@ -163,28 +195,151 @@ export function validateRow(value: unknown, rowIndex: number, fields?: FieldMapp
   };
 }
 
+const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+/** Byte offset of the first byte that makes `bytes` invalid UTF-8 (bytes cut off at the end are not invalid). */
+function firstInvalidUtf8Byte(bytes: Uint8Array): number {
+  const invalid = (length: number): boolean => {
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, length), { stream: true });
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  // The shortest invalid prefix: invalidity only grows with the prefix.
+  let low = 0;
+  let high = bytes.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (invalid(middle + 1)) high = middle;
+    else low = middle + 1;
+  }
+  // The byte at `low` shows the text is invalid; if it cuts short a character begun just before, that character's
+  // first byte is where the invalid bytes start.
+  for (let back = 1; back <= 3 && low - back >= 0; back += 1) {
+    const byte = bytes[low - back];
+    if ((byte & 0xc0) === 0x80) continue;
+    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    return back < length ? low - back : low;
+  }
+  return low;
+}
+
+function utf8Problem(bytes: Uint8Array): string | undefined {
+  try {
+    new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+    return undefined;
+  } catch {
+    return `is not valid UTF-8 text (invalid bytes at byte ${firstInvalidUtf8Byte(bytes)} of the line); save the file as UTF-8`;
+  }
+}
+
+/**
+ * Splits a byte stream into lines (LF or CRLF), each decoded as strict UTF-8: invalid bytes are reported, never
+ * replaced by U+FFFD. A UTF-8 byte order mark at the start of the file is dropped.
+ */
+async function* utf8Lines(stream: Readable): AsyncGenerator<{ text: string } | { problem: string }> {
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const pieces: Buffer[] = [];
+  let first = true;
+  const line = (bytes: Buffer): { text: string } | { problem: string } => {
+    if (first && bytes.subarray(0, 3).equals(UTF8_BOM)) bytes = bytes.subarray(3);
+    first = false;
+    if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, -1);
+    try {
+      return { text: decoder.decode(bytes) };
+    } catch {
+      return { problem: utf8Problem(bytes) ?? 'is not valid UTF-8 text' };
+    }
+  };
+  for await (const chunk of stream as AsyncIterable<Buffer | string>) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    let start = 0;
+    for (let end = bytes.indexOf(0x0a, start); end !== -1; end = bytes.indexOf(0x0a, start)) {
+      pieces.push(bytes.subarray(start, end));
+      yield line(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces));
+      pieces.length = 0;
+      start = end + 1;
+    }
+    if (start < bytes.length) pieces.push(bytes.subarray(start));
+  }
+  if (pieces.length > 0) yield line(Buffer.concat(pieces));
+}
+
 /** Streams JSON Lines; blank lines are skipped but still counted, so row numbers equal line numbers − 1. */
 export async function* readJsonLines(stream: Readable, fields?: FieldMapping): AsyncGenerator<DatasetItem> {
-  const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
   let rowIndex = -1;
   try {
-    for await (const line of lines) {
+    for await (const line of utf8Lines(stream)) {
       rowIndex += 1;
-      if (line.trim() === '') continue;
+      if ('problem' in line) {
+        yield { ok: false, error: { rowIndex, reason: `line ${rowIndex + 1} ${line.problem}` } };
+        continue;
+      }
+      if (line.text.trim() === '') continue;
       let value: unknown;
       try {
-        value = JSON.parse(line);
+        value = JSON.parse(line.text);
       } catch (error) {
-        yield { ok: false, error: { rowIndex, reason: `line ${rowIndex + 1} is not valid JSON: ${(error as Error).message}` } };
+        yield {
+          ok: false,
+          error: { rowIndex, reason: `line ${rowIndex + 1} is not valid JSON: ${(error as Error).message}` },
+        };
         continue;
       }
       yield validateRow(value, rowIndex, fields);
     }
   } finally {
     // Also when the reader fails or its consumer stops early: no file handle is left for the garbage collector.
-    lines.close();
     stream.destroy();
   }
+}
+
+/**
+ * Passes bytes on only while they are valid UTF-8 (a byte order mark at the start is dropped); at the first
+ * invalid byte it fails with the line and byte offset, instead of letting a decoder replace them with U+FFFD.
+ */
+function strictUtf8(): Transform {
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  let offset = 0;
+  let lines = 1;
+  let first = true;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      let bytes = chunk;
+      if (first && bytes.subarray(0, 3).equals(UTF8_BOM)) bytes = bytes.subarray(3);
+      first = false;
+      try {
+        decoder.decode(bytes, { stream: true });
+      } catch {
+        const bad = firstInvalidUtf8Byte(bytes);
+        const valid = bytes.subarray(0, bad);
+        for (const byte of valid) if (byte === 0x0a) lines += 1;
+        callback(
+          new DatasetFormatError(
+            `the dataset is not valid UTF-8 text: invalid bytes on line ${lines} (byte ${offset + bad} of the file); save it as UTF-8`,
+          ),
+        );
+        return;
+      }
+      for (const byte of bytes) if (byte === 0x0a) lines += 1;
+      offset += chunk.length;
+      callback(null, bytes);
+    },
+    flush(callback) {
+      try {
+        decoder.decode();
+        callback();
+      } catch {
+        callback(
+          new DatasetFormatError(
+            `the dataset is not valid UTF-8 text: it ends inside a character (line ${lines})`,
+          ),
+        );
+      }
+    },
+  });
 }
 
 /** Streams the elements of a top-level JSON array. A syntax error ends the stream with a DatasetFormatError. */
@@ -192,13 +347,16 @@ export async function* readJsonArray(stream: Readable, fields?: FieldMapping): A
   // stream-json emits one element at a time, so memory holds one row, not the file.
   try {
     // pipeline() carries a parse error from any stage to the last one, where the loop below sees it.
-    const elements = pipeline(stream, parser(), streamArray(), () => undefined);
+    const elements = pipeline(stream, strictUtf8(), parser(), streamArray(), () => undefined);
     try {
       for await (const item of elements as AsyncIterable<{ key: number; value: unknown }>) {
         yield validateRow(item.value, item.key, fields);
       }
     } catch (error) {
-      throw new DatasetFormatError(`the dataset is not a valid JSON array of rows: ${(error as Error).message}`);
+      if (error instanceof DatasetFormatError) throw error;
+      throw new DatasetFormatError(
+        `the dataset is not a valid JSON array of rows: ${(error as Error).message}`,
+      );
     } finally {
       elements.destroy();
     }
@@ -213,10 +371,15 @@ export async function* readJsonArray(stream: Readable, fields?: FieldMapping): A
  * mapped). Given an `AsyncBuffer` (byte ranges read on demand) only the footer and one row group's columns are
  * ever in memory.
  */
-export async function* readParquet(file: Uint8Array | AsyncBuffer, fields?: FieldMapping): AsyncGenerator<DatasetItem> {
+export async function* readParquet(
+  file: Uint8Array | AsyncBuffer,
+  fields?: FieldMapping,
+): AsyncGenerator<DatasetItem> {
   const { parquetMetadataAsync, parquetReadObjects } = await import('hyparquet');
   const buffer: AsyncBuffer =
-    file instanceof Uint8Array ? (file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer) : file;
+    file instanceof Uint8Array
+      ? (file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer)
+      : file;
   let metadata;
   try {
     metadata = await parquetMetadataAsync(buffer);
@@ -227,7 +390,8 @@ export async function* readParquet(file: Uint8Array | AsyncBuffer, fields?: Fiel
   for (const group of metadata.row_groups) {
     const rowEnd = rowStart + Number(group.num_rows);
     const rows = await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd });
-    for (let offset = 0; offset < rows.length; offset += 1) yield validateRow(rows[offset], rowStart + offset, fields);
+    for (let offset = 0; offset < rows.length; offset += 1)
+      yield validateRow(rows[offset], rowStart + offset, fields);
     rowStart = rowEnd;
   }
 }
@@ -265,10 +429,18 @@ export interface DatasetSource {
 
 /** A dataset file in a blob store: streamed for JSON, read by byte ranges for Parquet. */
 export function blobDatasetSource(store: BlobStore, key: string): DatasetSource {
-  return { stream: () => store.getStream(key), bytes: () => store.get(key), file: () => blobAsyncBuffer(store, key) };
+  return {
+    stream: () => store.getStream(key),
+    bytes: () => store.get(key),
+    file: () => blobAsyncBuffer(store, key),
+  };
 }
 
-export async function* readDataset(source: DatasetSource, format: DatasetFormat, fields?: FieldMapping): AsyncGenerator<DatasetItem> {
+export async function* readDataset(
+  source: DatasetSource,
+  format: DatasetFormat,
+  fields?: FieldMapping,
+): AsyncGenerator<DatasetItem> {
   if (format === 'jsonl') yield* readJsonLines(await source.stream(), fields);
   else if (format === 'json') yield* readJsonArray(await source.stream(), fields);
   else yield* readParquet(source.file === undefined ? await source.bytes() : await source.file(), fields);

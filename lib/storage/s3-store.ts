@@ -83,6 +83,22 @@ interface SdkError {
   $metadata?: { httpStatusCode?: number };
 }
 
+/** An endpoint as it may be shown: credentials written into the URL (`http://key:secret@host`) are never echoed. */
+export function endpointForDisplay(endpoint: string): string {
+  try {
+    const url = new URL(endpoint);
+    if (url.username === '' && url.password === '') return endpoint;
+    url.username = '';
+    url.password = '';
+    return url.toString().replace('://', '://***@');
+  } catch {
+    return endpoint.replace(
+      /^([a-z]+:\/\/)?[^/@]*@/i,
+      (_match, scheme: string | undefined) => `${scheme ?? ''}***@`,
+    );
+  }
+}
+
 export class S3BlobStore extends AbstractBlobStore {
   readonly bucket: string;
   /** Normalised to '' or a path ending in '/'. */
@@ -93,7 +109,8 @@ export class S3BlobStore extends AbstractBlobStore {
 
   constructor(config: S3BlobStoreConfig) {
     super();
-    const describe = (field: string, value: unknown) => `S3 blob store: ${field} ${JSON.stringify(value)}`;
+    const describe = (field: string, value: unknown) =>
+      `S3 blob store: ${field} ${JSON.stringify(typeof value === 'string' && field === 'endpoint' ? endpointForDisplay(value) : value)}`;
     if (typeof config.bucket !== 'string' || config.bucket.trim() === '') {
       throw new BlobStoreConfigError(
         `${describe('bucket', config.bucket)} is empty; name an existing bucket`,
@@ -119,7 +136,7 @@ export class S3BlobStore extends AbstractBlobStore {
     }
     this.bucket = config.bucket;
     this.prefix = prefix === '' ? '' : `${prefix}/`;
-    this.where = `bucket '${config.bucket}' at ${config.endpoint ?? `AWS S3 (${config.region})`}`;
+    this.where = `bucket '${config.bucket}' at ${config.endpoint === undefined ? `AWS S3 (${config.region})` : endpointForDisplay(config.endpoint)}`;
 
     const clientConfig: S3ClientConfig = {
       region: config.region,

@@ -1,5 +1,5 @@
 /**
- * The `rememr1` command run as a user runs it (`npx tsx cli/main.ts qa …`, what `npm run qa` does), against the
+ * The `rememr1` command run as a user runs it (`node --import tsx cli/main.ts qa …`, what `npm run qa` does), against the
  * test run's Temporal dev server, with task queues and a blob folder of its own: each dataset format end to end,
  * and the mistakes that used to hang, retry forever or answer from the wrong data. Every run is bounded in time.
  */
@@ -17,12 +17,15 @@ import { startWorkers } from '../../workers/worker';
 import {
   connectTestClient,
   eventually,
+  freePortPair,
   requireStackEnvironment,
   tempDir,
   testConfig,
 } from '../support/stack';
 
 requireStackEnvironment();
+// Each command has its own time limit (below); a test may run several on a busy machine.
+jest.setTimeout(600_000);
 
 interface CliRun {
   code: number | null;
@@ -67,7 +70,7 @@ interface RunningCli {
 }
 
 /**
- * Starts `npx tsx cli/main.ts …` (what `npm run rememr1 --` runs) in a process group of its own; the group is
+ * Starts `node --import tsx cli/main.ts …` (what `npm run rememr1 --` runs) in a process group of its own; the group is
  * killed, and `done` rejects, if the command outlives `timeoutMs`.
  */
 function startRememr1(
@@ -75,7 +78,7 @@ function startRememr1(
   options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; onStdout?: (stdout: string) => void } = {},
 ): RunningCli {
   const timeoutMs = options.timeoutMs ?? 90_000;
-  const child = spawn('npx', ['tsx', 'cli/main.ts', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
     cwd: projectRoot,
     env: options.env ?? cliEnv,
     detached: true,
@@ -336,6 +339,9 @@ describe('rememr1 qa, run as a user runs it', () => {
     const again = await rememr1(['qa', '--dataset', jsonl, '--run-id', runId, ...quick]);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain(`Run id: ${runId}`);
+    expect(again.stdout).toContain(
+      'Rows: 2 already done before this command, 0 answered now, 0 failed, 0 malformed',
+    );
     expect(await snapshot(runId)).toEqual(before);
   });
 
@@ -449,5 +455,272 @@ describe('rememr1 qa, run as a user runs it', () => {
       await worker?.done;
       await other.shutdown();
     }
+  });
+
+  it('says how many rows a first run answered', () => {
+    expect(formatRuns.get('jsonl')?.stdout).toContain(
+      'Rows: 0 already done before this command, 2 answered now, 0 failed, 0 malformed',
+    );
+  });
+
+  it('draws the progress bar to the end, with rate and ETA', () => {
+    // Drawn on standard error, like other progress output.
+    expect(formatRuns.get('jsonl')?.stderr).toMatch(
+      /episodes .* 2\/2 \| \d+\.\d episodes\/min \| ETA 0s \| page 1\/1 \| running 0 \| failed 0/,
+    );
+  });
+
+  it('shows where a finished run stands: status for people and --json for machines, and runs', async () => {
+    const status = await rememr1(['status', runIds.jsonl], { timeoutMs: 150_000 });
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(`batch ${runIds.jsonl}: completed`);
+    expect(status.stdout).toContain('  done 2, running 0, failed 0, total 2');
+    expect(status.stdout).toMatch(/ {2}rate \d+\.\d episodes\/min over \d+s/);
+    expect(status.stdout).not.toContain('{');
+    const json = await rememr1(['status', runIds.jsonl, '--json'], { timeoutMs: 150_000 });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      runId: runIds.jsonl,
+      status: 'COMPLETED',
+      done: 2,
+      running: 0,
+      failed: 0,
+      total: 2,
+      etaSeconds: null,
+    });
+    const runs = await rememr1(['runs', '--json', '--limit', '100'], { timeoutMs: 150_000 });
+    expect({ code: runs.code, stderr: runs.stderr.replace(/^npm warn.*\n/gim, '') }).toEqual({
+      code: 0,
+      stderr: '',
+    });
+    const listed = runs.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { runId: string; status: string; done: number; total: number });
+    for (const runId of Object.values(runIds))
+      expect(listed.find((run) => run.runId === runId)).toMatchObject({
+        status: 'COMPLETED',
+        done: 2,
+        total: 2,
+      });
+    const table = await rememr1(['runs'], { timeoutMs: 150_000 });
+    expect(table.stdout).toMatch(/run\s*│\s*status\s*│\s*done\s*│\s*running\s*│\s*failed\s*│\s*total/);
+  });
+
+  it('prints its version', async () => {
+    const run = await rememr1(['--version'], { timeoutMs: 150_000 });
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim()).toBe(
+      (JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string })
+        .version,
+    );
+  });
+
+  it('prints every result row with the raw final response for results --jsonl', async () => {
+    const run = await rememr1(['results', runIds.jsonl, '--jsonl'], { timeoutMs: 150_000 });
+    expect(run.code).toBe(0);
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as EpisodeResult & { response: string });
+    expect(lines.map((line) => line.rowIndex)).toEqual([0, 1]);
+    for (const line of lines) {
+      const answer = await store.getJson<AnswerRecord>(episodeAnswerKey(runIds.jsonl, line.episodeId));
+      expect(line.response).toBe(answer.response);
+    }
+  });
+});
+
+/** Reads like one clear line: no stack, no SDK dump, no raw status. */
+function expectOneClearLine(run: CliRun, line: string | RegExp): void {
+  expect(run.code).toBe(1);
+  const own = run.stderr.split('\n').filter((text) => text.trim() !== '' && !/^npm warn/i.test(text));
+  expect(own).toHaveLength(1);
+  if (typeof line === 'string') expect(own[0]).toContain(line);
+  else expect(own[0]).toMatch(line);
+  expect(run.stderr + run.stdout).not.toMatch(/ at .*\.ts:\d+|tonic::|Status \{|ApplicationFailure|\[WARN\]/);
+}
+
+describe('rememr1 errors, each one clear line in bounded time', () => {
+  const textParquet = writeData('text.parquet', 'question,context,answers\nq,c,a\n');
+
+  it('fails a batch whose Parquet file is text with the reason, with and without its own worker', async () => {
+    const embedded = await rememr1(
+      ['qa', '--dataset', textParquet, '--run-id', `e2e-text-${suffix}`, ...quick],
+      {
+        timeoutMs: 150_000,
+      },
+    );
+    expectOneClearLine(
+      embedded,
+      `rememr1: batch e2e-text-${suffix} failed: the dataset is not a valid Parquet file: parquet file invalid`,
+    );
+    // --no-worker: the batch runs on a worker elsewhere (here, in the test process); the reason still reaches
+    // the command, not just "Workflow execution failed".
+    const config = loadConfig({ env: cliEnv });
+    const worker = await startWorkers({ role: 'orchestration', config });
+    try {
+      const remote = await rememr1(
+        ['qa', '--dataset', textParquet, '--run-id', `e2e-text-remote-${suffix}`, '--no-worker', ...quick],
+        { timeoutMs: 150_000 },
+      );
+      expectOneClearLine(
+        remote,
+        `rememr1: batch e2e-text-remote-${suffix} failed: the dataset is not a valid Parquet file`,
+      );
+    } finally {
+      await worker.shutdown();
+    }
+  });
+
+  it.each([
+    [
+      'a .csv file',
+      () => writeData('rows.csv', 'question,context\nq,c\n'),
+      /cannot tell the format of dataset ".*rows\.csv": expected a \.jsonl, \.json or \.parquet file/,
+    ],
+    ['an empty file', () => writeData('empty.jsonl', ''), /dataset .*empty\.jsonl is empty \(0 bytes\)/],
+    [
+      'a directory',
+      () => {
+        const folder = path.join(dataDir, 'folder.jsonl');
+        fs.mkdirSync(folder, { recursive: true });
+        return folder;
+      },
+      /dataset .*folder\.jsonl is a directory; give one \.jsonl, \.json or \.parquet file/,
+    ],
+  ])('refuses %s as the dataset before anything starts', async (_label, make, line) => {
+    const before = fs.readdirSync(blobRoot).sort();
+    const run = await rememr1(['qa', '--dataset', make(), ...quick], { timeoutMs: 150_000 });
+    expectOneClearLine(run, line);
+    expect(run.stdout).not.toContain('Started batch');
+    expect(fs.readdirSync(blobRoot).sort()).toEqual(before);
+  });
+
+  it('ends a batch of only malformed rows with a clear line', async () => {
+    const file = writeData('all-bad.json', JSON.stringify([{ question: 'q' }, { context: 'c' }]));
+    const run = await rememr1(['qa', '--dataset', file, '--run-id', `e2e-all-bad-${suffix}`, ...quick], {
+      timeoutMs: 150_000,
+    });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('2 malformed rows');
+    expect(run.stderr).toContain(`rememr1: dataset ${file} has no rows to answer (all 2 rows are malformed)`);
+  });
+
+  describe('malformed rows', () => {
+    const runId = `e2e-malformed-${suffix}`;
+    // A byte order mark before row 0, a Latin-1 byte in row 1, too many answers in row 2, then a good row.
+    const file = writeData(
+      'malformed.jsonl',
+      Buffer.concat([
+        Buffer.from([0xef, 0xbb, 0xbf]),
+        Buffer.from(JSON.stringify(rows[0]) + '\n'),
+        Buffer.from('{"question": "Caf'),
+        Buffer.from([0xe9]),
+        Buffer.from('?", "context": "A caf' + '\\u00e9 sells clocks.", "answers": ["yes"]}\n'),
+        Buffer.from(
+          JSON.stringify({ ...rows[0], answers: Array.from({ length: 70 }, (_, i) => `a${i}`) }) + '\n',
+        ),
+        Buffer.from(JSON.stringify(rows[0]) + '\n'),
+      ]),
+    );
+    let run: CliRun;
+    beforeAll(async () => {
+      run = await rememr1(['qa', '--dataset', file, '--run-id', runId, ...quick], { timeoutMs: 150_000 });
+    }, 200_000);
+
+    it('are named on screen with their reasons and where the full list is', () => {
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('2 malformed rows (row numbers count from 0, as in the results):');
+      expect(run.stdout).toContain(
+        '  row 1: line 2 is not valid UTF-8 text (invalid bytes at byte 17 of the line); save the file as UTF-8',
+      );
+      expect(run.stdout).toContain('  row 2: field "answers" has more than 64 answers (the limit is 64)');
+      expect(run.stdout).not.toContain('Invalid input');
+      expect(run.stdout).toContain(
+        `  full list: runs/${runId}/batch/row-errors.json in the filesystem blob store at ${blobRoot}`,
+      );
+    });
+
+    it('answers the rows around them, reading a UTF-8 byte order mark as no text', async () => {
+      const results = await resultsOf(runId);
+      expect(results.map((result) => result.rowIndex)).toEqual([0, 3]);
+      expect(results[0].question).toBe(rows[0].question);
+    });
+
+    it('stops the batch with --stop-on-bad-row, listing them, and changes nothing already computed', async () => {
+      const before = await snapshot(runId);
+      const stopped = await rememr1(
+        ['qa', '--dataset', file, '--run-id', runId, '--stop-on-bad-row', ...quick],
+        {
+          timeoutMs: 150_000,
+        },
+      );
+      expect(stopped.code).toBe(1);
+      expect(stopped.stderr).toContain('  row 2: field "answers" has more than 64 answers (the limit is 64)');
+      expect(stopped.stderr).toContain(
+        `rememr1: batch ${runId} failed: 2 malformed row(s) in malformed.jsonl`,
+      );
+      expect(stopped.stderr).not.toMatch(/ApplicationFailure|\[WARN\]/);
+      expect(await snapshot(runId)).toEqual(before);
+    });
+  });
+
+  it('names the address when the server is down, within seconds', async () => {
+    // What starting the command costs on this machine, so that the bound is on the wait for the server alone.
+    const start = await rememr1(['--version']);
+    const port = await freePortPair();
+    for (const args of [['status', runIds.jsonl], ['runs'], ['worker', '--role', 'inference']]) {
+      const run = await rememr1(args, {
+        timeoutMs: 150_000,
+        env: { ...cliEnv, REMEMR1_TEMPORAL_ADDRESS: `127.0.0.1:${port}` },
+      });
+      expectOneClearLine(run, `rememr1: cannot reach the Temporal server at 127.0.0.1:${port}`);
+      expect(run.seconds - start.seconds).toBeLessThan(10);
+    }
+  });
+
+  it('names an unknown namespace, for a command and for a worker', async () => {
+    for (const args of [
+      ['status', runIds.jsonl],
+      ['worker', '--role', 'orchestration'],
+    ]) {
+      const run = await rememr1(args, {
+        timeoutMs: 150_000,
+        env: { ...cliEnv, REMEMR1_TEMPORAL_NAMESPACE: `no-such-namespace-${suffix}` },
+      });
+      expectOneClearLine(
+        run,
+        `rememr1: namespace no-such-namespace-${suffix} does not exist on the Temporal server at`,
+      );
+    }
+  });
+
+  it.each([[[] as string[]], [['--jsonl']]])(
+    'says a run does not exist for results %p, with a non-zero exit',
+    async (extra) => {
+      const run = await rememr1(['results', `no-such-run-${suffix}`, ...extra], { timeoutMs: 150_000 });
+      expectOneClearLine(
+        run,
+        `rememr1: no run no-such-run-${suffix} in the filesystem blob store at ${blobRoot}`,
+      );
+      expect(run.stdout).toBe('');
+    },
+  );
+
+  it('never echoes credentials written into an S3 endpoint URL', async () => {
+    const port = await freePortPair();
+    const run = await rememr1(['results', runIds.jsonl], {
+      timeoutMs: 150_000,
+      env: {
+        ...cliEnv,
+        REMEMR1_STORAGE: 's3',
+        REMEMR1_S3_ENDPOINT: `http://AKIAE2EKEY:e2e-s3cr3t-value@127.0.0.1:${port}`,
+        AWS_ACCESS_KEY_ID: 'e2e-id',
+        AWS_SECRET_ACCESS_KEY: 'e2e-secret',
+      },
+    });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`http://***@127.0.0.1:${port}`);
+    expect(run.stdout + run.stderr).not.toMatch(/e2e-s3cr3t-value|AKIAE2EKEY/);
   });
 });

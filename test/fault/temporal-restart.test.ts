@@ -3,9 +3,9 @@
  * exists exactly once. Uses a dedicated dev server (its own port and SQLite file) so other suites are undisturbed.
  */
 import { startTemporal, stopTemporal, type StackPaths } from '../../infra/local-stack';
-import { expectEveryRowOnce, startSyntheticBatch, waitForFirstResult } from '../support/batch';
+import { expectEveryRowOnce, resultKeys, startSyntheticBatch, waitForFirstResult } from '../support/batch';
 import { WorkerRig, privateServerSlot } from '../support/rig';
-import { eventually, requireStackEnvironment, testConfig } from '../support/stack';
+import { eventually, requireStackEnvironment, testConfig, testNamespace } from '../support/stack';
 
 describe('a Temporal server restart during a batch', () => {
   requireStackEnvironment();
@@ -15,7 +15,7 @@ describe('a Temporal server restart during a batch', () => {
 
   beforeAll(async () => {
     ({ paths, address } = await privateServerSlot('restart'));
-    await startTemporal({ paths, address, namespace: 'default', ui: false });
+    await startTemporal({ paths, address, namespace: testNamespace(), ui: false });
   });
 
   afterAll(async () => {
@@ -27,12 +27,16 @@ describe('a Temporal server restart during a batch', () => {
     rig = await WorkerRig.start(testConfig('restart', { address }));
     const { client, config, store } = rig;
     const runId = 'restart-run';
-    await startSyntheticBatch(client, config, store, runId, { seed: 21, questions: 6 });
+    const started = await startSyntheticBatch(client, config, store, runId, { seed: 21, questions: 6 });
     await waitForFirstResult(store, runId);
 
+    // The server goes down in the middle of the batch: still running, with rows left to answer.
+    expect((await started.describe()).status.name).toBe('RUNNING');
+    const doneAtStop = (await resultKeys(store, runId)).length;
+    expect(doneAtStop).toBeLessThan(6);
     await stopTemporal(paths);
     await new Promise((resolve) => setTimeout(resolve, 3000));
-    await startTemporal({ paths, address, namespace: 'default', ui: false });
+    await startTemporal({ paths, address, namespace: testNamespace(), ui: false });
 
     // The client reconnects on its own; poll until the batch is closed, then read its result.
     const handle = client.workflow.getHandle(`batch.${runId}`);

@@ -43,7 +43,7 @@ import {
 import { killHard, startWorkerProcess, type WorkerProcess } from '../../workers/spawn';
 import { startWorkers, type RunningWorkers } from '../../workers/worker';
 import { WorkerRig, privateServerSlot } from '../support/rig';
-import { eventually, requireStackEnvironment, testConfig } from '../support/stack';
+import { eventually, requireStackEnvironment, testConfig, testNamespace } from '../support/stack';
 import { toyEpisode, toyRows } from '../support/toy';
 
 const STEPS = 2;
@@ -323,7 +323,7 @@ describe('a GRPO run interrupted mid-run', () => {
     beforeAll(async () => {
       // A dev server of this test's own (port and SQLite file): the shared one is never stopped.
       ({ paths, address } = await privateServerSlot('training-restart'));
-      await startTemporal({ paths, address, namespace: 'default', ui: false });
+      await startTemporal({ paths, address, namespace: testNamespace(), ui: false });
     });
     afterAll(async () => {
       await rig?.close();
@@ -351,7 +351,7 @@ describe('a GRPO run interrupted mid-run', () => {
       expect(await rolloutRecords(store, runId, 2, 'answer')).toBeLessThan(ROLLOUTS_PER_STEP);
       await new Promise((resolve) => setTimeout(resolve, 3000));
       const restartedAt = Date.now();
-      await startTemporal({ paths, address, namespace: 'default', ui: false });
+      await startTemporal({ paths, address, namespace: testNamespace(), ui: false });
 
       // The client reconnects on its own; poll until the run is closed, then read its result.
       await eventually(

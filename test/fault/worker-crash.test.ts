@@ -66,6 +66,12 @@ describe('an inference worker killed mid-episode', () => {
     await harness.startProcess('inference');
     const result = await handle.result();
     expect(result.chunkCount).toBeGreaterThan(stepsAtKill);
+    // The fault was real: the model step the kill cut short ran again (a later attempt), on the new worker.
+    const history = await handle.fetchHistory();
+    const attempts = (history.events ?? []).flatMap((event) =>
+      event.activityTaskStartedEventAttributes ? [event.activityTaskStartedEventAttributes.attempt ?? 1] : [],
+    );
+    expect(Math.max(...attempts)).toBeGreaterThan(1);
 
     // The uninterrupted reference: same episode id and seeds, computed in this process.
     const policy = await loadPolicy(config.model.path);

@@ -6,9 +6,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig } from '../../temporal.config';
-import { stackPaths, startTemporal } from '../../infra/local-stack';
+import { ensureNamespace, stackPaths, startTemporal } from '../../infra/local-stack';
 import { localS3Environment, startLocalS3 } from '../../infra/stack';
-import { testStackStateFile } from './stack-state';
+import { testNamespace, testStackStateFile } from './stack-state';
 
 export default async function globalSetup(): Promise<void> {
   // Quiet test output: warnings and errors only from workers; no AWS SDK notice about future Node versions.
@@ -25,8 +25,14 @@ export default async function globalSetup(): Promise<void> {
     ui: false,
     log,
   });
+  // The tests' workflows live in a namespace of their own, never in the user's (created if missing).
+  const namespace = testNamespace();
+  await ensureNamespace({ paths, address: config.temporal.address, namespace, log });
   const s3 = await startLocalS3(paths, log);
-  Object.assign(process.env, localS3Environment(), { REMEMR1_TEMPORAL_ADDRESS: config.temporal.address });
+  Object.assign(process.env, localS3Environment(), {
+    REMEMR1_TEMPORAL_ADDRESS: config.temporal.address,
+    REMEMR1_TEMPORAL_NAMESPACE: namespace,
+  });
   fs.mkdirSync(path.dirname(testStackStateFile(paths)), { recursive: true });
   fs.writeFileSync(testStackStateFile(paths), JSON.stringify({ temporalStarted: temporal.started, s3Started: s3.started }));
 }

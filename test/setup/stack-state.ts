@@ -10,3 +10,8 @@ export interface TestStackState {
 export function testStackStateFile(paths: StackPaths): string {
   return path.join(paths.run, 'jest-stack.json');
 }
+
+/** The namespace the tests' workflows run in: never the user's own (REMEMR1_TEST_NAMESPACE overrides it). */
+export function testNamespace(): string {
+  return process.env.REMEMR1_TEST_NAMESPACE ?? 'rememr1-test';
+}

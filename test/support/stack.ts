@@ -7,6 +7,9 @@ import { Client, Connection } from '@temporalio/client';
 import { loadConfig, type RememConfig } from '../../temporal.config';
 import { defaultEpisodeSettings, type EpisodeSettings } from '../../lib/episode/types';
 
+/** The tests' own namespace (the global setup creates it and points every test at it). */
+export { testNamespace } from '../setup/stack-state';
+
 /** Fails loudly (never skips) when the global setup did not provide the servers. */
 export function requireStackEnvironment(): void {
   if (process.env.REMEMR1_SKIP_STACK === '1') {

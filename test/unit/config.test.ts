@@ -25,7 +25,10 @@ describe('configuration', () => {
 
   it('passes the model runtime settings to spawned worker processes and on to the policy runtime', () => {
     const config = loadConfig({ env: { REMEMR1_ORT_SPIN_WAIT: 'false', REMEMR1_INTRA_OP_THREADS: '1', REMEMR1_MAX_BATCH_SIZE: '4' } });
-    expect(defaultConfig().model.spinWait).toBe(true);
+    // Every value differs from its default, so a worker that dropped one would be caught.
+    const defaults = defaultConfig().model;
+    for (const name of ['spinWait', 'intraOpThreads', 'maxBatchSize'] as const)
+      expect(config.model[name]).not.toBe(defaults[name]);
     const inWorker = loadConfig({ env: workerEnvironment(config) });
     expect(inWorker.model).toEqual(config.model);
     expect(policyOptions(inWorker.model)).toEqual({ executionProvider: 'cpu', intraOpThreads: 1, spinWait: false, maxBatchSize: 4 });

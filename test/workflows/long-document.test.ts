@@ -10,7 +10,7 @@ import { startTemporal, stopTemporal, type StackPaths } from '../../infra/local-
 import { searchAttributes } from '../../lib/temporal/search-attributes';
 import { episodeWorkflow } from '../../workflows/episode';
 import { WorkerRig, privateServerSlot } from '../support/rig';
-import { requireStackEnvironment, testConfig, testSettings } from '../support/stack';
+import { requireStackEnvironment, testConfig, testSettings, testNamespace } from '../support/stack';
 
 describe('an episode longer than one history', () => {
   requireStackEnvironment();
@@ -20,7 +20,7 @@ describe('an episode longer than one history', () => {
 
   beforeAll(async () => {
     ({ paths, address } = await privateServerSlot('long'));
-    await startTemporal({ paths, address, namespace: 'default', ui: false, dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 40 } });
+    await startTemporal({ paths, address, namespace: testNamespace(), ui: false, dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 40 } });
   });
 
   afterAll(async () => {

@@ -119,6 +119,44 @@ describe('dataset readers', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('reads text as strict UTF-8: a bad byte is an error naming where it is, a byte order mark is no text', async () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const row = { question: 'Q?', context: 'doc', answers: ['a'] };
+    const good = JSON.stringify(row);
+    // JSON Lines, split across chunks inside a multi-byte character, with CRLF line ends: each line is a row.
+    const lines = Buffer.concat([bom, Buffer.from(`${good}\r\n{"question": "Caf`), Buffer.from([0xe9]), Buffer.from(`?", "context": "c"}\r\n${JSON.stringify({ ...row, question: 'Où?' })}\n`)]);
+    const insideU = lines.indexOf(Buffer.from('ù')) + 1;
+    const chunked: DatasetSource = {
+      stream: async () => Readable.from([lines.subarray(0, 40), lines.subarray(40, insideU), lines.subarray(insideU)]),
+      bytes: async () => lines,
+    };
+    const items = await collect(readDataset(chunked, 'jsonl'));
+    expect(items).toEqual([
+      { ok: true, row: expect.objectContaining({ rowIndex: 0, question: 'Q?' }) },
+      { ok: false, error: { rowIndex: 1, reason: 'line 2 is not valid UTF-8 text (invalid bytes at byte 17 of the line); save the file as UTF-8' } },
+      { ok: true, row: expect.objectContaining({ rowIndex: 2, question: 'Où?' }) },
+    ]);
+    // A JSON array: the byte order mark is dropped; a bad byte fails the file with its line and offset.
+    expect(await collect(readDataset(sourceOf(Buffer.concat([bom, Buffer.from(`[${good}]`)])), 'json'))).toHaveLength(1);
+    const badArray = Buffer.concat([Buffer.from(`[${good},\n{"question": "`), Buffer.from([0xff]), Buffer.from('", "context": "c"}]')]);
+    await expect(collect(readDataset(sourceOf(badArray), 'json'))).rejects.toThrow(
+      new DatasetFormatError(`the dataset is not valid UTF-8 text: invalid bytes on line 2 (byte ${good.length + 17} of the file); save it as UTF-8`),
+    );
+  });
+
+  it('names the field and the limit of a row over a limit', () => {
+    const row = { question: 'Q?', context: 'doc' };
+    const reason = (value: Record<string, unknown>) => {
+      const item = validateRow(value, 0);
+      return item.ok ? undefined : item.error.reason;
+    };
+    expect(reason({ ...row, answers: Array.from({ length: 65 }, () => 'a') })).toBe('field "answers" has more than 64 answers (the limit is 64)');
+    expect(reason({ ...row, answers: ['x'.repeat(4097)] })).toBe('field "answers" has an answer longer than 4096 characters (the limit)');
+    expect(reason({ ...row, answers: [1] })).toBe('field "answers" must hold strings');
+    expect(reason({ ...row, id: { nested: true } })).toBe('field "id" must be a string or a number');
+    expect(reason({ ...row, question: 'q'.repeat(16_385) })).toBe('field "question" is longer than 16384 characters (the limit)');
+  });
+
   it('rejects bytes that are not Parquet with a DatasetFormatError', async () => {
     await expect(collect(readDataset(sourceOf('not parquet at all'), 'parquet'))).rejects.toThrow(DatasetFormatError);
   });

@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { buildTinyModel, TINY_SHAPE } from '../../../scripts/build-model';
+import { loadModelFolder } from '../../../lib/model/folder';
 import { buildDecoderOnnx } from '../../../lib/model/onnx-builder';
 import { loadPolicy } from '../../../lib/model/policy';
 import { qwen2TensorSpecs } from '../../../lib/model/qwen2-weights';
@@ -69,7 +70,19 @@ describe('bundled model', () => {
       topP: 0.95,
       seed: 'bundled',
     });
-    expect(result.tokenIds).toHaveLength(result.finishReason === 'eos' ? result.tokenIds.length : 16);
+    // The model folder's end-of-sequence ids: generation ends at the first one, or after exactly 16 tokens.
+    const eos = new Set((await loadModelFolder(BUNDLED)).eosTokenIds);
+    expect(eos.size).toBeGreaterThan(0);
+    const firstEos = result.tokenIds.findIndex((id) => eos.has(id));
+    if (result.finishReason === 'eos') {
+      expect(firstEos).toBe(result.tokenIds.length - 1);
+      expect(result.tokenIds.length).toBeLessThanOrEqual(16);
+    } else {
+      expect(result.finishReason).toBe('length');
+      expect(firstEos).toBe(-1);
+      expect(result.tokenIds).toHaveLength(16);
+    }
+    expect(result.logProbs).toHaveLength(result.tokenIds.length);
     expect(result.logProbs.every((value) => Number.isFinite(value) && value <= 0)).toBe(true);
     await policy.dispose();
   });
