@@ -46,7 +46,7 @@ import {
   runResultsPrefix,
   type BlobStore,
 } from '../lib/storage';
-import { CONNECT_TIMEOUT_MS, checkNamespace, unreachable } from '../lib/temporal/connect';
+import { CONNECT_TIMEOUT_MS, connectChecked } from '../lib/temporal/connect';
 import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
 import {
   batchProgressQuery,
@@ -169,22 +169,11 @@ export function workflowUiLink(config: RememConfig, workflowId: string): string 
  */
 export async function connectClient(config: RememConfig): Promise<Client> {
   const { address, namespace } = config.temporal;
-  let connection: Connection;
-  try {
-    connection = await Connection.connect({
-      address,
-      apiKey: config.temporal.apiKey,
-      connectTimeout: CONNECT_TIMEOUT_MS,
-    });
-  } catch (error) {
-    throw unreachable(address, error);
-  }
-  try {
-    await checkNamespace(connection.workflowService, namespace, address);
-  } catch (error) {
-    await connection.close();
-    throw error;
-  }
+  const connection = await connectChecked(
+    () => Connection.connect({ address, apiKey: config.temporal.apiKey, connectTimeout: CONNECT_TIMEOUT_MS }),
+    address,
+    namespace,
+  );
   return new Client({ connection, namespace });
 }
 

@@ -7,26 +7,23 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { distantEvidenceJsonLines, generateSplits } from '../lib/data/distant-evidence';
+import {
+  defaultDistantEvidenceOptions,
+  distantEvidenceJsonLines,
+  generateSplits,
+} from '../lib/data/distant-evidence';
 import { loadModelFolder } from '../lib/model';
 import { BUNDLED_MODEL_FOLDER } from '../lib/episode/rule-policy';
 
 export const EXAMPLE_DATASET = path.join(__dirname, '..', 'examples', 'distant-evidence-mini.jsonl');
 
+const { chunks: _lengths, ...benchmarkDefaults } = defaultDistantEvidenceOptions;
+
 async function main(): Promise<void> {
   const { tokenizer } = await loadModelFolder(BUNDLED_MODEL_FOLDER);
   const rows = generateSplits(
     {
-      options: {
-        seed: 2025,
-        chunkTokens: 128,
-        hops: [2],
-        order: 'random',
-        minEvidenceGap: 1,
-        distractorsPerChunk: 3,
-        distractorSimilarity: 0,
-        vocabulary: 'words',
-      },
+      options: { ...benchmarkDefaults, seed: 2025, chunkTokens: 128 },
       splits: { example: { questions: 6, chunks: [4, 8] } },
     },
     (text) => tokenizer.encodePlain(text).length,

@@ -30,7 +30,7 @@ import { loadConfiguredPolicy } from '../lib/episode/rule-policy';
 import type { Policy, PolicyOptions } from '../lib/model';
 import { PolicyVersionCache } from '../lib/training/policy-versions';
 import { S3BlobStore, createBlobStore, type BlobStore } from '../lib/storage';
-import { checkNamespace, unreachable } from '../lib/temporal/connect';
+import { connectChecked } from '../lib/temporal/connect';
 import type { RememConfig } from '../temporal.config';
 
 export type WorkerRole = 'inference' | 'orchestration' | 'trainer' | 'all';
@@ -80,19 +80,7 @@ function installRuntime(): void {
 export async function connectWorker(config: RememConfig): Promise<NativeConnection> {
   installRuntime();
   const { address, namespace } = config.temporal;
-  let connection: NativeConnection;
-  try {
-    connection = await openWorkerConnection(config);
-  } catch (error) {
-    throw unreachable(address, error);
-  }
-  try {
-    await checkNamespace(connection.workflowService, namespace, address);
-  } catch (error) {
-    await connection.close();
-    throw error;
-  }
-  return connection;
+  return connectChecked(() => openWorkerConnection(config), address, namespace);
 }
 
 function openWorkerConnection(config: RememConfig): Promise<NativeConnection> {

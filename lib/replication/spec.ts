@@ -75,29 +75,11 @@ export type ReplicationVariant = ReplicationSpec['variants'][number];
 
 /** The spec's benchmark as the generator takes it (one split). */
 export function benchmarkSpecOf(spec: ReplicationSpec): BenchmarkSpec {
-  const {
-    seed,
-    chunkTokens,
-    hops,
-    order,
-    minEvidenceGap,
-    distractorsPerChunk,
-    distractorSimilarity,
-    vocabulary,
-  } = spec.benchmark;
+  const { questions, chunks, split, ...options } = spec.benchmark;
   return {
-    options: {
-      seed,
-      chunkTokens,
-      hops,
-      order,
-      minEvidenceGap,
-      distractorsPerChunk,
-      distractorSimilarity,
-      vocabulary,
-    },
+    options,
     splits: {
-      [spec.benchmark.split]: { questions: spec.benchmark.questions, chunks: spec.benchmark.chunks },
+      [split]: { questions, chunks },
     },
   };
 }

@@ -35,6 +35,28 @@ interface DescribesNamespaces {
 
 const GRPC_NOT_FOUND = 5;
 
+/**
+ * Opens a connection (a client's or a worker's) and checks the namespace: a server that does not answer, or a
+ * namespace it lacks, is one line naming the address (or the namespace); the connection is closed on failure.
+ */
+export async function connectChecked<
+  C extends { workflowService: DescribesNamespaces; close(): Promise<void> },
+>(open: () => Promise<C>, address: string, namespace: string): Promise<C> {
+  let connection: C;
+  try {
+    connection = await open();
+  } catch (error) {
+    throw unreachable(address, error);
+  }
+  try {
+    await checkNamespace(connection.workflowService, namespace, address);
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
+  return connection;
+}
+
 /** Fails with one line when `namespace` does not exist on the server at `address`. */
 export async function checkNamespace(
   service: DescribesNamespaces,
