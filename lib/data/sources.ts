@@ -88,7 +88,9 @@ export function commonFormat(spec: string, names: readonly string[]): DatasetFor
   for (const name of names) {
     const format = formatOfName(name);
     if (format === undefined) {
-      throw new DatasetSourceError(`${name} in ${spec} is not a dataset shard: expected .jsonl, .json or .parquet files only`);
+      throw new DatasetSourceError(
+        `${name} in ${spec} is not a dataset shard: expected .jsonl, .json or .parquet files only`,
+      );
     }
     if (first === undefined) first = { name, format };
     else if (format !== first.format) {
@@ -106,7 +108,9 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
   const slash = rest.indexOf('/');
   const bucket = slash === -1 ? rest : rest.slice(0, slash);
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    throw new DatasetSourceError(`${uri}: "${bucket}" is not an S3 bucket name (expected s3://bucket/prefix/)`);
+    throw new DatasetSourceError(
+      `${uri}: "${bucket}" is not an S3 bucket name (expected s3://bucket/prefix/)`,
+    );
   }
   return { bucket, key: slash === -1 ? '' : rest.slice(slash + 1) };
 }
@@ -145,12 +149,25 @@ export function resolveLocalSource(spec: string): ResolvedSource {
     }
   }
   files.sort(compareKeys);
-  const format = commonFormat(spec, files.map((file) => path.basename(file)));
-  return {
+  const format = commonFormat(
     spec,
-    format,
-    shards: files.map((file) => ({ kind: 'file', path: file, name: file, size: fs.statSync(file).size })),
-  };
+    files.map((file) => path.basename(file)),
+  );
+  const shards = files.map((file) => ({
+    kind: 'file' as const,
+    path: file,
+    name: file,
+    size: fs.statSync(file).size,
+  }));
+  const empty = shards.find((shard) => shard.size === 0);
+  if (empty !== undefined) {
+    throw new DatasetSourceError(
+      shards.length === 1
+        ? `dataset ${spec} is empty (0 bytes)`
+        : `dataset ${spec}: shard ${empty.name} is empty (0 bytes)`,
+    );
+  }
+  return { spec, format, shards };
 }
 
 /**
@@ -186,13 +203,24 @@ export async function resolveS3Source(spec: string, bucketStore: S3BlobStore): P
         if (!isSideFile(object.key) && !object.key.endsWith('/')) add(object);
       }
     }
-    if (objects.length === 0) throw new DatasetSourceError(`${spec} is empty: no objects under s3://${bucket}/${prefix}`);
+    if (objects.length === 0)
+      throw new DatasetSourceError(`${spec} is empty: no objects under s3://${bucket}/${prefix}`);
   }
-  const format = commonFormat(spec, objects.map((object) => object.key));
+  const format = commonFormat(
+    spec,
+    objects.map((object) => object.key),
+  );
   return {
     spec,
     format,
-    shards: objects.map((object) => ({ kind: 's3', bucket, key: object.key, name: `s3://${bucket}/${object.key}`, size: object.size, etag: object.etag })),
+    shards: objects.map((object) => ({
+      kind: 's3',
+      bucket,
+      key: object.key,
+      name: `s3://${bucket}/${object.key}`,
+      size: object.size,
+      etag: object.etag,
+    })),
   };
 }
 
@@ -229,12 +257,20 @@ export async function shardDigest(shard: FoundShard): Promise<string> {
  */
 export function datasetDigest(source: ResolvedSource, digests: readonly string[]): string {
   if (source.shards.length === 1 && source.shards[0].kind === 'file') return digests[0];
-  const lines = source.shards.map((shard, index) => `${path.basename(shard.name)}\t${shard.size}\t${digests[index]}`);
-  return createHash('sha256').update(`${source.format}\n${lines.join('\n')}`).digest('hex');
+  const lines = source.shards.map(
+    (shard, index) => `${path.basename(shard.name)}\t${shard.size}\t${digests[index]}`,
+  );
+  return createHash('sha256')
+    .update(`${source.format}\n${lines.join('\n')}`)
+    .digest('hex');
 }
 
 /** The columns (JSON field names) of a shard's first row, or of a Parquet shard's schema. */
-export async function firstRowColumns(format: DatasetFormat, open: () => Promise<Readable>, file: () => Promise<AsyncBuffer>): Promise<string[] | undefined> {
+export async function firstRowColumns(
+  format: DatasetFormat,
+  open: () => Promise<Readable>,
+  file: () => Promise<AsyncBuffer>,
+): Promise<string[] | undefined> {
   if (format === 'parquet') return parquetColumnNames(await file());
   const stream = await open();
   try {
@@ -244,7 +280,9 @@ export async function firstRowColumns(format: DatasetFormat, open: () => Promise
         for await (const line of lines) {
           if (line.trim() === '') continue;
           const value: unknown = JSON.parse(line);
-          return typeof value === 'object' && value !== null && !Array.isArray(value) ? Object.keys(value) : undefined;
+          return typeof value === 'object' && value !== null && !Array.isArray(value)
+            ? Object.keys(value)
+            : undefined;
         }
       } finally {
         lines.close();
@@ -255,7 +293,9 @@ export async function firstRowColumns(format: DatasetFormat, open: () => Promise
     try {
       for await (const item of elements as AsyncIterable<{ value: unknown }>) {
         const value = item.value;
-        return typeof value === 'object' && value !== null && !Array.isArray(value) ? Object.keys(value) : undefined;
+        return typeof value === 'object' && value !== null && !Array.isArray(value)
+          ? Object.keys(value)
+          : undefined;
       }
     } finally {
       elements.destroy();
@@ -281,12 +321,21 @@ const FIELD_OPTIONS: Record<keyof FieldMapping, string> = {
  * Checks that the first shard has the columns the run reads: question and context always (by their mapped or
  * default names), answers and id when mapped. Unknown columns (a first row that is not an object) pass here.
  */
-export function checkColumns(shardName: string, columns: readonly string[] | undefined, fields: FieldMapping): void {
+/**
+ * Refuses a shard that lacks a column the rows are read from. `defaults` also checks the default question and
+ * context columns: right for a Parquet schema (every row has its columns); for JSON rows, whose first row is only a
+ * sample, a row without them is a malformed row, reported with the others, and only mapped columns are checked.
+ */
+export function checkColumns(
+  shardName: string,
+  columns: readonly string[] | undefined,
+  fields: FieldMapping,
+  defaults = true,
+): void {
   if (columns === undefined) return;
-  const wanted: Array<[keyof FieldMapping, string]> = [
-    ['question', fields.question ?? 'question'],
-    ['context', fields.context ?? 'context'],
-  ];
+  const wanted: Array<[keyof FieldMapping, string]> = [];
+  if (defaults || fields.question !== undefined) wanted.push(['question', fields.question ?? 'question']);
+  if (defaults || fields.context !== undefined) wanted.push(['context', fields.context ?? 'context']);
   if (fields.answers !== undefined) wanted.push(['answers', fields.answers]);
   if (fields.id !== undefined) wanted.push(['id', fields.id]);
   for (const [field, column] of wanted) {
@@ -299,7 +348,11 @@ export function checkColumns(shardName: string, columns: readonly string[] | und
 }
 
 /** Reads the first shard's columns from wherever it is, and checks them. */
-export async function checkSourceColumns(source: ResolvedSource, fields: FieldMapping, bucketStore: BlobStore | undefined): Promise<void> {
+export async function checkSourceColumns(
+  source: ResolvedSource,
+  fields: FieldMapping,
+  bucketStore: BlobStore | undefined,
+): Promise<void> {
   const shard = source.shards[0];
   let columns: string[] | undefined;
   if (shard.kind === 'file') {
@@ -313,7 +366,11 @@ export async function checkSourceColumns(source: ResolvedSource, fields: FieldMa
           return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
         },
       };
-      columns = await firstRowColumns(source.format, async () => fs.createReadStream(shard.path), async () => file);
+      columns = await firstRowColumns(
+        source.format,
+        async () => fs.createReadStream(shard.path),
+        async () => file,
+      );
     } catch (error) {
       throw new DatasetSourceError(`${shard.name}: ${(error as Error).message}`);
     } finally {
@@ -322,10 +379,14 @@ export async function checkSourceColumns(source: ResolvedSource, fields: FieldMa
   } else {
     if (bucketStore === undefined) throw new Error('an S3 shard needs a store on its bucket');
     try {
-      columns = await firstRowColumns(source.format, () => bucketStore.getStream(shard.key), () => blobAsyncBuffer(bucketStore, shard.key));
+      columns = await firstRowColumns(
+        source.format,
+        () => bucketStore.getStream(shard.key),
+        () => blobAsyncBuffer(bucketStore, shard.key),
+      );
     } catch (error) {
       throw new DatasetSourceError(`${shard.name}: ${(error as Error).message}`);
     }
   }
-  checkColumns(shard.name, columns, fields);
+  checkColumns(shard.name, columns, fields, source.format === 'parquet');
 }

@@ -543,30 +543,31 @@ function expectOneClearLine(run: CliRun, line: string | RegExp): void {
 describe('rememr1 errors, each one clear line in bounded time', () => {
   const textParquet = writeData('text.parquet', 'question,context,answers\nq,c,a\n');
 
-  it('fails a batch whose Parquet file is text with the reason, with and without its own worker', async () => {
-    const embedded = await rememr1(
-      ['qa', '--dataset', textParquet, '--run-id', `e2e-text-${suffix}`, ...quick],
-      {
-        timeoutMs: 150_000,
-      },
-    );
-    expectOneClearLine(
-      embedded,
-      `rememr1: batch e2e-text-${suffix} failed: the dataset is not a valid Parquet file: parquet file invalid`,
-    );
-    // --no-worker: the batch runs on a worker elsewhere (here, in the test process); the reason still reaches
-    // the command, not just "Workflow execution failed".
+  it('refuses a Parquet file that is text before anything starts', async () => {
+    const before = fs.readdirSync(blobRoot).sort();
+    const run = await rememr1(['qa', '--dataset', textParquet, '--run-id', `e2e-text-${suffix}`, ...quick], {
+      timeoutMs: 150_000,
+    });
+    expectOneClearLine(run, /^rememr1: .*text\.parquet: not a valid Parquet file: parquet file invalid/);
+    expect(run.stdout).not.toContain('Started batch');
+    expect(fs.readdirSync(blobRoot).sort()).toEqual(before);
+  });
+
+  it('says why a batch failed also when its worker runs elsewhere (--no-worker)', async () => {
+    // --stop-on-bad-row fails the batch on the worker; the reason still reaches the command, not just
+    // "Workflow execution failed".
+    const file = writeData('one-bad.jsonl', `${JSON.stringify({ question: 'q' })}\n`);
     const config = loadConfig({ env: cliEnv });
     const worker = await startWorkers({ role: 'orchestration', config });
     try {
+      const runId = `e2e-remote-${suffix}`;
       const remote = await rememr1(
-        ['qa', '--dataset', textParquet, '--run-id', `e2e-text-remote-${suffix}`, '--no-worker', ...quick],
+        ['qa', '--dataset', file, '--run-id', runId, '--stop-on-bad-row', '--no-worker', ...quick],
         { timeoutMs: 150_000 },
       );
-      expectOneClearLine(
-        remote,
-        `rememr1: batch e2e-text-remote-${suffix} failed: the dataset is not a valid Parquet file`,
-      );
+      expect(remote.code).toBe(1);
+      expect(remote.stderr).toContain(`rememr1: batch ${runId} failed: 1 malformed row(s) in one-bad.jsonl`);
+      expect(remote.stderr).not.toMatch(/ApplicationFailure|\[WARN\]|Workflow execution failed/);
     } finally {
       await worker.shutdown();
     }
@@ -580,13 +581,14 @@ describe('rememr1 errors, each one clear line in bounded time', () => {
     ],
     ['an empty file', () => writeData('empty.jsonl', ''), /dataset .*empty\.jsonl is empty \(0 bytes\)/],
     [
-      'a directory',
+      // A folder is a dataset of shards; an empty one has nothing to read.
+      'an empty folder',
       () => {
         const folder = path.join(dataDir, 'folder.jsonl');
         fs.mkdirSync(folder, { recursive: true });
         return folder;
       },
-      /dataset .*folder\.jsonl is a directory; give one \.jsonl, \.json or \.parquet file/,
+      /dataset folder .*folder\.jsonl is empty/,
     ],
   ])('refuses %s as the dataset before anything starts', async (_label, make, line) => {
     const before = fs.readdirSync(blobRoot).sort();

@@ -34,6 +34,9 @@ describe('dataset sources (pure parts)', () => {
     );
     expect(() => checkColumns('a.jsonl', ['question', 'context'], { id: 'uid' })).toThrow('set it with --id-field');
     expect(() => checkColumns('a.jsonl', undefined, { question: 'x' })).not.toThrow();
+    // JSON rows: the first row is a sample; a row without the default columns is a malformed row, not a refusal.
+    expect(() => checkColumns('a.jsonl', ['question'], {}, false)).not.toThrow();
+    expect(() => checkColumns('a.jsonl', ['question'], { context: 'body' }, false)).toThrow('no column "body"');
   });
 
   it('refuses more shards than a workflow input carries', () => {
