@@ -3,6 +3,7 @@
  * must end on weights bit-identical to an uninterrupted run with the same seeds (same checkpoint digest), and
  * the history must show that a retry really happened.
  */
+import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { parseModelConfig } from '../../lib/model/config';
 import { Xoshiro128 } from '../../lib/model/random';
@@ -30,6 +31,9 @@ import * as path from 'node:path';
 describe('a trainer worker killed mid-update', () => {
   requireStackEnvironment();
   const config = testConfig('trainer-crash');
+  // Workflow ids of this run only: the tests' namespace outlives a run that failed half-way.
+  const crashRun = `trainer-crash-run-${randomUUID().slice(0, 8)}`;
+  const referenceRun = `trainer-crash-reference-${randomUUID().slice(0, 8)}`;
   let harness: CrashHarness;
   let store: BlobStore;
   let client: Client;
@@ -50,7 +54,9 @@ describe('a trainer worker killed mid-update', () => {
     const batch: TrainingBatch = {
       format: 'rememr1-training-batch/1',
       policyVersion: 'traces',
-      sequences: Array.from({ length: 64 }, (_, i) => ({
+      // Enough that step 2's update is still running a second after it starts, even with the one-pass
+      // supervised update on a fast machine.
+      sequences: Array.from({ length: 192 }, (_, i) => ({
         promptIds: Array.from({ length: 160 + (i % 5) * 16 }, token),
         responseIds: Array.from({ length: 48 }, token),
         samplingLogProbs: [],
@@ -102,9 +108,9 @@ describe('a trainer worker killed mid-update', () => {
     // Interrupted: kill the trainer while step 2's update runs (checkpoint 1 written, checkpoint 2 not yet).
     const first = await harness.startProcess('trainer');
     const handle = await client.workflow.start(trainingWorkflow, {
-      workflowId: 'trainer-crash-run',
+      workflowId: crashRun,
       taskQueue: config.taskQueues.orchestration,
-      args: [runInput('trainer-crash-run', tracesKey)],
+      args: [runInput(crashRun, tracesKey)],
     });
     await eventually(
       'step 2 updating',
@@ -116,12 +122,12 @@ describe('a trainer worker killed mid-update', () => {
     );
     await new Promise((resolve) => setTimeout(resolve, 1500));
     await killHard(first);
-    expect(await store.exists(`${checkpointPrefix('trainer-crash-run', 2)}manifest.json`)).toBe(false);
+    expect(await store.exists(`${checkpointPrefix(crashRun, 2)}manifest.json`)).toBe(false);
     const second = await harness.startProcess('trainer');
-    const result = await client.workflow.getHandle('trainer-crash-run').result();
+    const result = await client.workflow.getHandle(crashRun).result();
     expect(result.status).toBe('done');
     // The run continued as new after step 1; the execution holding step 2 shows the retried attempt.
-    const history = await client.workflow.getHandle('trainer-crash-run').fetchHistory();
+    const history = await client.workflow.getHandle(crashRun).fetchHistory();
     const attempts = (history.events ?? [])
       .map((event) => event.activityTaskStartedEventAttributes?.attempt ?? 0)
       .filter((attempt) => attempt > 0);
@@ -131,10 +137,10 @@ describe('a trainer worker killed mid-update', () => {
     // Uninterrupted, same seeds, another run id.
     await harness.startProcess('trainer');
     await client.workflow.execute(trainingWorkflow, {
-      workflowId: 'trainer-crash-reference',
+      workflowId: referenceRun,
       taskQueue: config.taskQueues.orchestration,
-      args: [runInput('trainer-crash-reference', tracesKey)],
+      args: [runInput(referenceRun, tracesKey)],
     });
-    expect(await finalDigest('trainer-crash-run')).toBe(await finalDigest('trainer-crash-reference'));
+    expect(await finalDigest(crashRun)).toBe(await finalDigest(referenceRun));
   });
 });

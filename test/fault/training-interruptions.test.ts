@@ -9,7 +9,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { startTemporal, stopTemporal, type StackPaths } from '../../infra/local-stack';
@@ -213,8 +213,16 @@ async function untilMemoryStepRuns(
       (await rolloutRecords(store, runId, step, 'memory')) > 0
     ) {
       for (const child of (await run.describe()).raw.pendingChildren ?? []) {
-        const pending = (await client.workflow.getHandle(child.workflowId ?? '').describe()).raw
-          .pendingActivities;
+        // A child may finish between the listing and its own description.
+        const description = await client.workflow
+          .getHandle(child.workflowId ?? '')
+          .describe()
+          .catch((error: unknown) => {
+            if (error instanceof WorkflowNotFoundError) return null;
+            throw error;
+          });
+        if (description === null) continue;
+        const pending = description.raw.pendingActivities;
         const running = (pending ?? []).some(
           (activity) => activity.state === STARTED && activity.activityType?.name === 'memoryStep',
         );
