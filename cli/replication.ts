@@ -17,7 +17,7 @@ import type { QaRow } from '../lib/data/dataset';
 import { generateSplits } from '../lib/data/distant-evidence';
 import { evaluateLocally } from '../lib/episode/evaluate';
 import { BUNDLED_MODEL_FOLDER, loadConfiguredPolicy } from '../lib/episode/rule-policy';
-import { scoresByLength, type LengthScores } from '../lib/episode/rule-traces';
+import { scoresByLength, type LengthScores } from '../lib/episode/summary';
 import { defaultEpisodeSettings, type EpisodeSettings } from '../lib/episode/types';
 import { loadModelFolder, type Policy } from '../lib/model';
 import {

@@ -106,28 +106,3 @@ export async function ruleTraces(rows: readonly QaRow[], options: TraceOptions):
   }
   return { batch: { format: TRAINING_BATCH_FORMAT, policyVersion: options.policy.folder, sequences }, results };
 }
-
-export interface LengthScores {
-  chunks: number;
-  documentTokens: number;
-  episodes: number;
-  exactMatch: number;
-  f1: number;
-  recallQueries: number;
-}
-
-/** Mean EM, F1 and recall queries per episode, by document length (chunk count), shortest first. */
-export function scoresByLength(results: readonly EpisodeResult[]): LengthScores[] {
-  const groups = new Map<number, EpisodeResult[]>();
-  for (const result of results) groups.set(result.chunkCount, [...(groups.get(result.chunkCount) ?? []), result]);
-  return [...groups.entries()]
-    .sort(([a], [b]) => a - b)
-    .map(([chunks, group]) => ({
-      chunks,
-      documentTokens: Math.round(group.reduce((sum, result) => sum + result.documentTokens, 0) / group.length),
-      episodes: group.length,
-      exactMatch: group.reduce((sum, result) => sum + (result.scores?.exactMatch ?? 0), 0) / group.length,
-      f1: group.reduce((sum, result) => sum + (result.scores?.f1 ?? 0), 0) / group.length,
-      recallQueries: group.reduce((sum, result) => sum + result.recallQueries, 0) / group.length,
-    }));
-}

@@ -3,7 +3,7 @@
  * Pure: scores in, Markdown and SVG text out.
  */
 import * as echarts from 'echarts';
-import type { LengthScores } from '../episode/rule-traces';
+import type { LengthScores } from '../episode/summary';
 
 /** One variant's scores by length for one evaluation seed. */
 export interface VariantRun {

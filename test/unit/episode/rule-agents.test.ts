@@ -8,7 +8,8 @@ import { RuleAgentError, ruleAgentResponse } from '../../../lib/agent/rule-agent
 import { buildFinalPrompt, buildMemoryStepPrompt } from '../../../lib/agent';
 import { BUNDLED_MODEL_FOLDER, loadRulePolicy, parseRulePolicyPath } from '../../../lib/episode/rule-policy';
 import { evaluateLocally } from '../../../lib/episode/evaluate';
-import { ruleTraces, scoresByLength } from '../../../lib/episode/rule-traces';
+import { ruleTraces } from '../../../lib/episode/rule-traces';
+import { scoresByLength } from '../../../lib/episode/summary';
 import { defaultEpisodeSettings, type EpisodeSettings } from '../../../lib/episode/types';
 import { loadModelFolder } from '../../../lib/model';
 import { TRAINING_BATCH_FORMAT, type TrainingBatch } from '../../../lib/training/batch';

@@ -1,6 +1,6 @@
 import { replicationChart, replicationMarkdown, summarizeVariant } from '../../../lib/replication/table';
 import { parseReplicationSpec } from '../../../lib/replication/spec';
-import type { LengthScores } from '../../../lib/episode/rule-traces';
+import type { LengthScores } from '../../../lib/episode/summary';
 
 const line = (chunks: number, exactMatch: number, f1 = exactMatch): LengthScores => ({
   chunks,
