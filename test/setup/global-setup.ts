@@ -8,12 +8,15 @@ import * as path from 'node:path';
 import { loadConfig } from '../../temporal.config';
 import { ensureNamespace, stackPaths, startTemporal } from '../../infra/local-stack';
 import { localS3Environment, startLocalS3 } from '../../infra/stack';
-import { testNamespace, testStackStateFile } from './stack-state';
+import { TEST_MODEL_FOLDER, testNamespace, testStackStateFile } from './stack-state';
 
 export default async function globalSetup(): Promise<void> {
   // Quiet test output: warnings and errors only from workers; no AWS SDK notice about future Node versions.
   process.env.REMEMR1_LOG_LEVEL ??= 'WARN';
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  // The tests' model is the random, fast `rememr1-tiny` whatever the embedded default or the user's REMEMR1_MODEL:
+  // tests pin its outputs and its generation config. A test of the default model clears this for its child.
+  process.env.REMEMR1_MODEL = TEST_MODEL_FOLDER;
   if (process.env.REMEMR1_SKIP_STACK === '1') return;
   const config = loadConfig();
   const paths = stackPaths(config.localDir);

@@ -15,3 +15,6 @@ export function testStackStateFile(paths: StackPaths): string {
 export function testNamespace(): string {
   return process.env.REMEMR1_TEST_NAMESPACE ?? 'rememr1-test';
 }
+
+/** The model every test runs with (random weights, small and fast); the embedded default may be another. */
+export const TEST_MODEL_FOLDER = path.join(__dirname, '..', '..', 'models', 'rememr1-tiny');
