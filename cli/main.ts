@@ -54,6 +54,7 @@ import {
   type BatchProgress,
   type BatchQAInput,
 } from '../workflows/batch';
+import { embeddedConfigFor } from '../workers/embedded';
 import { reportFailuresElsewhere, startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
 import { fieldMapping, prepareDataset, stageDataset, withDatasetFieldOptions, type FieldOptions } from './dataset-source';
@@ -388,7 +389,7 @@ interface QaOptions extends EpisodeSettingOptions, FieldOptions {
 async function runQa(options: QaOptions): Promise<void> {
   // The embedded worker shares the terminal with the progress bar and tables: warnings and errors only.
   process.env.REMEMR1_LOG_LEVEL ??= 'WARN';
-  const config = loadConfig();
+  let config = loadConfig();
   const dataset = await prepareDataset(config, options.dataset, fieldMapping(options));
   const settings: EpisodeSettings = {
     ...defaultEpisodeSettings,
@@ -446,6 +447,10 @@ async function runQa(options: QaOptions): Promise<void> {
       settings,
     });
     client = await connectClient(config);
+    const workflowId = batchWorkflowId(runId);
+    // With its own worker, the batch's model steps go to a queue of this model, or of the run it follows
+    // (workers/embedded.ts): never to another command's worker with other weights.
+    if (options.worker) config = await embeddedConfigFor(client, workflowId, config);
     // The command prints a failed batch's reason in one line; the worker in this process need not dump it too.
     if (options.worker) reportFailuresElsewhere();
     workers = options.worker ? await startWorkers({ role: 'all', config, store }) : undefined;
@@ -467,7 +472,6 @@ async function runQa(options: QaOptions): Promise<void> {
       pageSize: options.pageSize,
       stopOnBadRow: options.stopOnBadRow ?? false,
     };
-    const workflowId = batchWorkflowId(runId);
     let handle: WorkflowHandle<typeof batchQAWorkflow>;
     try {
       handle = await client.workflow.start(batchQAWorkflow, {
