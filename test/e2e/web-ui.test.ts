@@ -9,7 +9,7 @@
  * with the reason printed.
  */
 import type { Browser, Page } from 'playwright-core';
-import { episodeProgressQuery } from '../../workflows/episode';
+import { episodeProgressQuery, type episodeWorkflow } from '../../workflows/episode';
 import { batchProgressQuery, type BatchProgress } from '../../workflows/batch';
 import { startSyntheticBatch } from '../support/batch';
 import { WorkerRig } from '../support/rig';
@@ -21,6 +21,7 @@ import {
   inCI,
   launchBrowser,
   openFromList,
+  payloadsShow,
   screenshot,
   startUiServer,
   type UiServer,
@@ -81,20 +82,25 @@ if (!runsHere && !prerequisites.ok) console.log(`[web-ui] browser test skipped (
     expect(summary.overall.episodes).toBe(2);
 
     const episodeId = `${runId}.row-000000000`;
-    const episode = await orchestration.client.workflow.getHandle(episodeId).query(episodeProgressQuery);
+    const episodeHandle = orchestration.client.workflow.getHandle<typeof episodeWorkflow>(episodeId);
+    const episode = await episodeHandle.query(episodeProgressQuery);
     expect(episode.status).toBe('done');
+    const { question } = await episodeHandle.result();
     await openFromList(page, server!, `RememRunId = '${runId}' AND RememKind = 'episode' AND RememStatus = 'done'`, episodeId, {
       dir: artifacts,
       step: '3-episodes-in-list',
     });
+    // The episode's result carries its question: what the codec-server test will look for through the codec.
+    await payloadsShow(page, question);
+    await screenshot(page, artifacts, '4-episode-result');
     // Across the bold "Chunk N of N" and the text after it, so that the whole line is what matched.
     const episodeDetails = await currentDetailsShow(page, `Chunk ${episode.chunksTotal} of ${episode.chunksTotal} (${episode.documentTokens} document tokens`);
-    await screenshot(page, artifacts, '4-episode-current-details');
+    await screenshot(page, artifacts, '5-episode-current-details');
     expect(episodeDetails).toContain(`${episode.recallQueries} callback queries so far`);
     console.log(`[web-ui] screenshots in ${artifacts}`);
   }, 600_000);
 
-  // With payload encryption on (another part of issue 13), start the server with
-  // startUiServer(name, { codecEndpoint }) and read the question in the episode's Input through the codec server.
+  // With payload encryption on (another part of issue 13): start the server with startUiServer(name, { codecEndpoint })
+  // and the workers with the codec, then payloadsShow(page, question) on the episode's page as above.
   it.todo('shows the decrypted question through the codec server');
 });

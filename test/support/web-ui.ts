@@ -150,13 +150,18 @@ export async function openFromList(
 
 /**
  * Opens the "User Metadata" tab of the workflow page shown and waits until its Current Details panel shows
- * `expected` (the UI renders the details' Markdown in a sandboxed frame, so every frame is searched). Returns the
+ * `expected` (the UI renders the details' Markdown in a sandboxed frame, so every frame is searched). The UI reads
+ * the details by a query when the tab opens, so a page that still lacks them is reloaded now and then. Returns the
  * text that matched.
  */
 export async function currentDetailsShow(page: Page, expected: string): Promise<string> {
-  await page.getByRole('link', { name: 'User Metadata' }).or(page.getByRole('tab', { name: 'User Metadata' })).first().click({ timeout: UI_STEP_TIMEOUT_MS });
-  await page.getByText('Current Details', { exact: true }).first().waitFor({ state: 'visible', timeout: UI_STEP_TIMEOUT_MS });
+  const openTab = async (): Promise<void> => {
+    await page.getByRole('link', { name: 'User Metadata' }).or(page.getByRole('tab', { name: 'User Metadata' })).first().click({ timeout: UI_STEP_TIMEOUT_MS });
+    await page.getByText('Current Details', { exact: true }).first().waitFor({ state: 'visible', timeout: UI_STEP_TIMEOUT_MS });
+  };
+  await openTab();
   let found: string | undefined;
+  let loadedAt = Date.now();
   await waitUntil(
     `"${expected}" in the UI's Current Details`,
     async () => {
@@ -164,11 +169,24 @@ export async function currentDetailsShow(page: Page, expected: string): Promise<
         found = await textIn(frame, expected);
         if (found !== undefined) return true;
       }
+      if (Date.now() - loadedAt > 10_000) {
+        await page.reload({ timeout: UI_STEP_TIMEOUT_MS });
+        await openTab();
+        loadedAt = Date.now();
+      }
       return false;
     },
-    UI_STEP_TIMEOUT_MS,
+    UI_STEP_TIMEOUT_MS * 2,
   );
   return found ?? '';
+}
+
+/**
+ * Waits until the workflow page shown has `expected` in its Input or Result (as the UI decoded them: with payload
+ * encryption on, only a UI given the codec server's endpoint shows plaintext there).
+ */
+export async function payloadsShow(page: Page, expected: string): Promise<void> {
+  await page.getByText(expected).first().waitFor({ state: 'visible', timeout: UI_STEP_TIMEOUT_MS });
 }
 
 async function textIn(frame: Frame, expected: string): Promise<string | undefined> {
