@@ -1,9 +1,9 @@
 /**
  * The Temporal Web UI as a person uses it, in a real headless Chromium: a dev server of the test's own with the UI
- * on, a batch found through the list's search-attribute filter, its Current Details while an episode runs (the
- * episodes wait for an inference worker that starts only afterwards, so "running" holds still while it is read),
- * then an episode opened from the list with its final progress in Current Details. Screenshots are kept in
- * test-artifacts/web-ui/ (REMEMR1_TEST_ARTIFACTS moves it).
+ * on, a batch found through the list's search-attribute filter, its Current Details while episodes run (they
+ * wait for an inference worker that starts only afterwards, so "running" holds still while it is read), a running
+ * episode's Current Details, then a finished episode opened from the list: its question in the Result and its final
+ * progress in Current Details. Screenshots are kept in test-artifacts/web-ui/ (REMEMR1_TEST_ARTIFACTS moves it).
  *
  * In CI (CI=true, set by .ci/run) a missing Chromium or playwright-core fails the test; elsewhere it is skipped
  * with the reason printed.
@@ -29,7 +29,8 @@ import {
 
 const prerequisites = browserPrerequisites();
 const runsHere = prerequisites.ok || inCI();
-if (!runsHere && !prerequisites.ok) console.log(`[web-ui] browser test skipped (not in CI): ${prerequisites.reason}`);
+if (!runsHere && !prerequisites.ok)
+  console.log(`[web-ui] browser test skipped (not in CI): ${prerequisites.reason}`);
 
 (runsHere ? describe : describe.skip)('the Temporal Web UI in a real browser', () => {
   requireStackEnvironment();
@@ -59,7 +60,10 @@ if (!runsHere && !prerequisites.ok) console.log(`[web-ui] browser test skipped (
     // Orchestration only at first: episodes start and wait for their first model step.
     orchestration = await WorkerRig.start(config, 'orchestration');
     const runId = `web-ui-${Date.now().toString(36)}`;
-    const handle = await startSyntheticBatch(orchestration.client, config, orchestration.store, runId, { seed: 21, questions: 2 });
+    const handle = await startSyntheticBatch(orchestration.client, config, orchestration.store, runId, {
+      seed: 21,
+      questions: 2,
+    });
     const running = await eventually<BatchProgress>(
       'episodes running',
       async () => {
@@ -69,13 +73,31 @@ if (!runsHere && !prerequisites.ok) console.log(`[web-ui] browser test skipped (
       120_000,
     );
 
-    await openFromList(page, server!, `RememRunId = '${runId}' AND RememKind = 'batch'`, handle.workflowId, { dir: artifacts, step: '1-batch-in-list' });
+    await openFromList(page, server!, `RememRunId = '${runId}' AND RememKind = 'batch'`, handle.workflowId, {
+      dir: artifacts,
+      step: '1-batch-in-list',
+    });
     const batchDetails = await currentDetailsShow(
       page,
       `${running.done} of ${running.validRows} episodes done, ${running.running} running, ${running.failed} failed`,
     );
     await screenshot(page, artifacts, '2-batch-running');
     expect(batchDetails).toContain('2 running');
+
+    // A running episode, found by its status search attribute: its details say what it is doing.
+    const waiting = `${runId}.row-000000001`;
+    await openFromList(
+      page,
+      server!,
+      `RememRunId = '${runId}' AND RememKind = 'episode' AND RememStatus = 'preparing'`,
+      waiting,
+      {
+        dir: artifacts,
+        step: '3-running-episodes-in-list',
+      },
+    );
+    await currentDetailsShow(page, 'splitting the document into chunks');
+    await screenshot(page, artifacts, '4-running-episode');
 
     inference = await WorkerRig.start(config, 'inference');
     const summary = await handle.result();
@@ -86,16 +108,25 @@ if (!runsHere && !prerequisites.ok) console.log(`[web-ui] browser test skipped (
     const episode = await episodeHandle.query(episodeProgressQuery);
     expect(episode.status).toBe('done');
     const { question } = await episodeHandle.result();
-    await openFromList(page, server!, `RememRunId = '${runId}' AND RememKind = 'episode' AND RememStatus = 'done'`, episodeId, {
-      dir: artifacts,
-      step: '3-episodes-in-list',
-    });
+    await openFromList(
+      page,
+      server!,
+      `RememRunId = '${runId}' AND RememKind = 'episode' AND RememStatus = 'done'`,
+      episodeId,
+      {
+        dir: artifacts,
+        step: '5-episodes-in-list',
+      },
+    );
     // The episode's result carries its question: what the codec-server test will look for through the codec.
     await payloadsShow(page, question);
-    await screenshot(page, artifacts, '4-episode-result');
+    await screenshot(page, artifacts, '6-episode-result');
     // Across the bold "Chunk N of N" and the text after it, so that the whole line is what matched.
-    const episodeDetails = await currentDetailsShow(page, `Chunk ${episode.chunksTotal} of ${episode.chunksTotal} (${episode.documentTokens} document tokens`);
-    await screenshot(page, artifacts, '5-episode-current-details');
+    const episodeDetails = await currentDetailsShow(
+      page,
+      `Chunk ${episode.chunksTotal} of ${episode.chunksTotal} (${episode.documentTokens} document tokens`,
+    );
+    await screenshot(page, artifacts, '7-episode-current-details');
     expect(episodeDetails).toContain(`${episode.recallQueries} callback queries so far`);
     console.log(`[web-ui] screenshots in ${artifacts}`);
   }, 600_000);

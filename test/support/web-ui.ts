@@ -33,7 +33,8 @@ export function findChromium(): string | undefined {
   return undefined;
 }
 
-export type BrowserPrerequisites = { ok: true; chromium: string; playwright: Playwright } | { ok: false; reason: string };
+export type BrowserPrerequisites =
+  { ok: true; chromium: string; playwright: Playwright } | { ok: false; reason: string };
 
 /**
  * What the browser test needs, or why it cannot run. CI installs both (`.ci/run` installs Chromium; the lockfile
@@ -44,7 +45,8 @@ export function browserPrerequisites(): BrowserPrerequisites {
   if (!chromium) {
     return {
       ok: false,
-      reason: 'no Chromium found (set CHROMIUM_PATH, or install it: apt-get install -y chromium; .ci/run does so in CI)',
+      reason:
+        'no Chromium found (set CHROMIUM_PATH, or install it: apt-get install -y chromium; .ci/run does so in CI)',
     };
   }
   let playwright: Playwright;
@@ -53,7 +55,10 @@ export function browserPrerequisites(): BrowserPrerequisites {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     playwright = require('playwright-core') as Playwright;
   } catch (error) {
-    return { ok: false, reason: `playwright-core is not installed (npm install): ${(error as Error).message.split('\n')[0]}` };
+    return {
+      ok: false,
+      reason: `playwright-core is not installed (npm install): ${(error as Error).message.split('\n')[0]}`,
+    };
   }
   return { ok: true, chromium, playwright };
 }
@@ -78,11 +83,17 @@ export interface UiServer {
  * user's server (which may be headless, or theirs to keep). `codecEndpoint` is handed to the UI as
  * `--ui-codec-endpoint`, so that with payload encryption on it shows decoded payloads through a codec server.
  */
-export async function startUiServer(name: string, options: { codecEndpoint?: string } = {}): Promise<UiServer> {
+export async function startUiServer(
+  name: string,
+  options: { codecEndpoint?: string } = {},
+): Promise<UiServer> {
   const port = await freePortPair();
   const uiPort = port + 1;
   // Its own state folder, but the project's installed tools (a temp folder would install the CLI again).
-  const paths: StackPaths = { ...stackPaths(tempDir(`${name}-stack`)), tools: stackPaths(loadConfig().localDir).tools };
+  const paths: StackPaths = {
+    ...stackPaths(tempDir(`${name}-stack`)),
+    tools: stackPaths(loadConfig().localDir).tools,
+  };
   const address = `127.0.0.1:${port}`;
   const namespace = testNamespace();
   const uiUrl = `http://127.0.0.1:${uiPort}`;
@@ -90,7 +101,14 @@ export async function startUiServer(name: string, options: { codecEndpoint?: str
     await stopTemporal(paths);
   };
   try {
-    await startTemporal({ paths, address, namespace, ui: true, uiPort, uiCodecEndpoint: options.codecEndpoint });
+    await startTemporal({
+      paths,
+      address,
+      namespace,
+      ui: true,
+      uiPort,
+      uiCodecEndpoint: options.codecEndpoint,
+    });
     await waitUntil(`Temporal Web UI at ${uiUrl}`, () => httpOk(uiUrl), 60_000);
   } catch (error) {
     await stop();
@@ -145,7 +163,10 @@ export async function openFromList(
   );
   if (listShot) await screenshot(page, listShot.dir, listShot.step);
   await link.first().click();
-  await page.waitForURL((target) => target.pathname.includes(`/workflows/${encodeURIComponent(workflowId)}`), { timeout: UI_STEP_TIMEOUT_MS });
+  await page.waitForURL(
+    (target) => target.pathname.includes(`/workflows/${encodeURIComponent(workflowId)}`),
+    { timeout: UI_STEP_TIMEOUT_MS },
+  );
 }
 
 /**
@@ -156,8 +177,15 @@ export async function openFromList(
  */
 export async function currentDetailsShow(page: Page, expected: string): Promise<string> {
   const openTab = async (): Promise<void> => {
-    await page.getByRole('link', { name: 'User Metadata' }).or(page.getByRole('tab', { name: 'User Metadata' })).first().click({ timeout: UI_STEP_TIMEOUT_MS });
-    await page.getByText('Current Details', { exact: true }).first().waitFor({ state: 'visible', timeout: UI_STEP_TIMEOUT_MS });
+    await page
+      .getByRole('link', { name: 'User Metadata' })
+      .or(page.getByRole('tab', { name: 'User Metadata' }))
+      .first()
+      .click({ timeout: UI_STEP_TIMEOUT_MS });
+    await page
+      .getByText('Current Details', { exact: true })
+      .first()
+      .waitFor({ state: 'visible', timeout: UI_STEP_TIMEOUT_MS });
   };
   await openTab();
   let found: string | undefined;

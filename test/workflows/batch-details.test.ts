@@ -30,7 +30,10 @@ describe("the batch's current details", () => {
     orchestration = await WorkerRig.start(config, 'orchestration');
     const runId = `batch-details-${Date.now().toString(36)}`;
     // Three rows, width 2: two episodes run at once and one waits for a free slot.
-    const handle = await startSyntheticBatch(orchestration.client, config, orchestration.store, runId, { seed: 5, questions: 3 });
+    const handle = await startSyntheticBatch(orchestration.client, config, orchestration.store, runId, {
+      seed: 5,
+      questions: 3,
+    });
     const progress = await eventually<BatchProgress>(
       'two episodes running',
       async () => {
@@ -56,14 +59,28 @@ describe("the batch's current details", () => {
 });
 
 describe('describeBatchProgress', () => {
-  const base: BatchProgress = { status: 'running', rows: 5, validRows: 4, invalidRows: 1, page: 1, pages: 3, done: 2, failed: 1, running: 1 };
+  const base: BatchProgress = {
+    status: 'running',
+    rows: 5,
+    validRows: 4,
+    invalidRows: 1,
+    page: 1,
+    pages: 3,
+    done: 2,
+    failed: 1,
+    running: 1,
+  };
 
   it('says every count of the progress, for each status', () => {
-    expect(describeBatchProgress(base)).toBe('**Page 2 of 3**: 2 of 4 episodes done, 1 running, 1 failed, 1 malformed rows skipped');
+    expect(describeBatchProgress(base)).toBe(
+      '**Page 2 of 3**: 2 of 4 episodes done, 1 running, 1 failed, 1 malformed rows skipped',
+    );
     expect(describeBatchProgress({ ...base, status: 'summarising', running: 0 })).toBe(
       '**Summarising**: 2 of 4 episodes done, 0 running, 1 failed, 1 malformed rows skipped',
     );
-    expect(describeBatchProgress({ ...base, status: 'indexing' }, { indexed: 2, total: 7 })).toBe('**Indexing**: shard 2 of 7, 5 rows');
+    expect(describeBatchProgress({ ...base, status: 'indexing' }, { indexed: 2, total: 7 })).toBe(
+      '**Indexing**: shard 2 of 7, 5 rows',
+    );
     expect(describeBatchProgress({ ...base, status: 'indexing' })).toBe('**Indexing**: 5 rows');
   });
 });
