@@ -65,6 +65,8 @@ export async function episodeWorkflow(input: EpisodeWorkflowInput): Promise<Epis
     recallQueries: input.resume?.recallQueries ?? 0,
   };
   setHandler(episodeProgressQuery, () => progress);
+  // The UI's details say what the progress query says from the start (setting them adds nothing to the history).
+  setCurrentDetails(describeProgress(progress));
   // Episodes started before the upserts were throttled replay as they ran: one upsert per step.
   const throttleProgressUpserts = patched('throttled-progress-upserts');
   upsertSearchAttributes([
@@ -82,6 +84,7 @@ export async function episodeWorkflow(input: EpisodeWorkflowInput): Promise<Epis
     documentTokens = manifest.documentTokens;
   }
   Object.assign(progress, { status: 'reading', chunksTotal: chunkCount, documentTokens });
+  setCurrentDetails(describeProgress(progress));
   upsertSearchAttributes([
     { key: searchAttributes.status, value: progress.status },
     { key: searchAttributes.chunksTotal, value: chunkCount },
@@ -115,15 +118,17 @@ export async function episodeWorkflow(input: EpisodeWorkflowInput): Promise<Epis
     { key: searchAttributes.status, value: progress.status },
     { key: searchAttributes.chunksDone, value: progress.chunksDone },
   ]);
+  setCurrentDetails(describeProgress(progress));
   const result = await model.answerEpisode(ref, input.settings, chunkCount);
   progress.status = 'done';
   upsertSearchAttributes([{ key: searchAttributes.status, value: progress.status }]);
   return result;
 }
 
-/** Markdown for the Temporal UI's "current details" panel. */
+/** Markdown for the Temporal UI's "current details" panel: the progress query's value, for people. */
 function describeProgress(progress: EpisodeProgress): string {
   const quote = (text: string): string => text.replace(/\s+/g, ' ').trim() || '(empty)';
+  if (progress.status === 'preparing') return '**Preparing**: splitting the document into chunks';
   return [
     `**Chunk ${progress.chunksDone} of ${progress.chunksTotal}** (${progress.documentTokens} document tokens, ${progress.recallQueries} callback queries so far)`,
     `Memory: ${quote(progress.lastMemory)}`,
