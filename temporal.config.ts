@@ -132,6 +132,13 @@ export const configSchema = z
         chunkTokens: z.number().int().min(1).optional(),
       })
       .strict(),
+    /**
+     * Prometheus metrics of a worker process: Temporal's runtime serves `/metrics` at this host:port with the SDK's
+     * own metrics and the project's (recorded through the same meter). Absent = no endpoint (the local default).
+     */
+    metrics: z.object({ prometheusBindAddress: hostPort.optional() }).strict(),
+    /** A worker's health server (`/healthz` process up, `/readyz` polling and connected) at host:port; absent = off. */
+    health: z.object({ bindAddress: hostPort.optional() }).strict(),
     /** Where the local stack (dev server database, MinIO data, installed binaries) lives. */
     localDir: z.string().min(1),
   })
@@ -194,6 +201,8 @@ export function defaultConfig(): RememConfig {
       shutdownGraceTime: '30s',
     },
     episodes: { metricsMode: 'project', memoryContent: 'update' },
+    metrics: {},
+    health: {},
     localDir,
   };
 }
@@ -230,6 +239,8 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_MEMORY_MAX_NEW_TOKENS', path: ['episodes', 'memoryMaxNewTokens'], type: 'number' },
   { env: 'REMEMR1_ANSWER_MAX_NEW_TOKENS', path: ['episodes', 'answerMaxNewTokens'], type: 'number' },
   { env: 'REMEMR1_CHUNK_TOKENS', path: ['episodes', 'chunkTokens'], type: 'number' },
+  { env: 'REMEMR1_METRICS_BIND_ADDRESS', path: ['metrics', 'prometheusBindAddress'], type: 'string' },
+  { env: 'REMEMR1_HEALTH_BIND_ADDRESS', path: ['health', 'bindAddress'], type: 'string' },
   { env: 'REMEMR1_LOCAL_DIR', path: ['localDir'], type: 'string' },
 ];
 
