@@ -276,6 +276,12 @@ function setPath(target: JsonObject, keys: string[], value: unknown): void {
   node[keys[keys.length - 1]] = value;
 }
 
+/** The fields a store of `kind` starts from when a file or the environment switches to it. */
+function storageDefaults(kind: 's3' | 'fs'): JsonObject {
+  if (kind === 's3') return { kind: 's3', region: 'us-east-1', bucket: 'rememr1', prefix: '', forcePathStyle: true };
+  return defaultConfig().storage as unknown as JsonObject;
+}
+
 export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** Optional JSON file; defaults to $REMEMR1_CONFIG. */
@@ -300,6 +306,9 @@ export function loadConfig(options: LoadConfigOptions = {}): RememConfig {
       throw new ConfigError([`config file ${file}: ${(error as Error).message}`]);
     }
     if (!isObject(parsed)) throw new ConfigError([`config file ${file}: expected a JSON object at the top level`]);
+    // A file that switches the storage kind replaces the default store's fields instead of merging into them.
+    const fileKind = isObject(parsed.storage) ? parsed.storage.kind : undefined;
+    if ((fileKind === 's3' || fileKind === 'fs') && fileKind !== (merged.storage as JsonObject).kind) merged.storage = storageDefaults(fileKind);
     merged = deepMerge(merged, parsed);
   }
 
@@ -321,11 +330,8 @@ export function loadConfig(options: LoadConfigOptions = {}): RememConfig {
   }
   // Switching storage to S3 from the environment brings S3 defaults for the fields not given.
   const storageKindFromEnv = (fromEnv.storage as JsonObject | undefined)?.kind;
-  if (storageKindFromEnv === 's3' && (merged.storage as JsonObject).kind !== 's3') {
-    merged.storage = { kind: 's3', region: 'us-east-1', bucket: 'rememr1', prefix: '', forcePathStyle: true };
-  }
-  if (storageKindFromEnv === 'fs' && (merged.storage as JsonObject).kind !== 'fs') {
-    merged.storage = defaultConfig().storage as unknown as JsonObject;
+  if ((storageKindFromEnv === 's3' || storageKindFromEnv === 'fs') && (merged.storage as JsonObject).kind !== storageKindFromEnv) {
+    merged.storage = storageDefaults(storageKindFromEnv);
   }
   // S3 variables only matter for S3 storage, and the root only for the filesystem: a machine may well have
   // REMEMR1_S3_* set while a run uses local storage.
