@@ -81,10 +81,13 @@ interface ScaledObjectObject extends K8sObject {
 const deployments = byKind<DeploymentObject>('Deployment');
 const roleOf = (deployment: DeploymentObject): DeployedRole => deployment.metadata.name.replace(/^rememr1-/, '') as DeployedRole;
 
-/** The configuration a worker pod loads: its environment (ConfigMap rememr1-env, literal env) and config.json. */
-function podConfig(deployment: DeploymentObject): RememConfig {
+/**
+ * The configuration a worker pod loads: its environment (ConfigMap rememr1-env, with `envOverrides` as an overlay's
+ * configMapGenerator merges them, then the container's literal env) and config.json.
+ */
+function podConfig(deployment: DeploymentObject, envOverrides: NodeJS.ProcessEnv = {}): RememConfig {
   const configMaps = byKind<K8sObject & { data: Record<string, string> }>('ConfigMap');
-  const env: NodeJS.ProcessEnv = { ...configMaps.find((map) => map.metadata.name === 'rememr1-env')?.data };
+  const env: NodeJS.ProcessEnv = { ...configMaps.find((map) => map.metadata.name === 'rememr1-env')?.data, ...envOverrides };
   for (const variable of deployment.spec.template.spec.containers[0].env ?? []) env[variable.name] = variable.value;
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rememr1-k8s-')), 'config.json');
   fs.writeFileSync(file, configMaps.find((map) => map.metadata.name === 'rememr1-config')!.data['config.json']);
@@ -186,6 +189,43 @@ describe('the Kubernetes deployment (infra/k8s)', () => {
         namespace: config.temporal.namespace,
         taskQueue: config.taskQueues[roleOf(deployment)],
       });
+    }
+  });
+});
+
+describe('the example overlay for Temporal Cloud and AWS (infra/k8s/example-cloud)', () => {
+  interface Overlay {
+    resources: string[];
+    configMapGenerator: Array<{ name: string; behavior: string; literals: string[] }>;
+    patches: Array<{ target: { kind: string }; patch: string }>;
+  }
+  const [overlay] = readDocuments(path.join(k8sRoot, 'example-cloud', 'kustomization.yaml')) as Overlay[];
+  const generator = overlay.configMapGenerator.find((entry) => entry.name === 'rememr1-env')!;
+  const literals = Object.fromEntries(generator.literals.map((literal) => [literal.slice(0, literal.indexOf('=')), literal.slice(literal.indexOf('=') + 1)]));
+
+  it('points the workers at Temporal Cloud over TLS with the API key from the Secret, and at the S3 bucket', () => {
+    expect(generator.behavior).toBe('merge');
+    for (const deployment of deployments) {
+      const config = podConfig(deployment, { ...literals, TEMPORAL_API_KEY: 'from-the-secret' });
+      expect(config.temporal).toMatchObject({ address: literals.REMEMR1_TEMPORAL_ADDRESS, namespace: literals.REMEMR1_TEMPORAL_NAMESPACE, apiKey: 'from-the-secret' });
+      expect(config.temporal.tls.enabled).toBe(true);
+      expect(config.storage).toMatchObject({ kind: 's3', bucket: literals.REMEMR1_S3_BUCKET, region: literals.REMEMR1_S3_REGION });
+    }
+  });
+
+  it('gives KEDA the same endpoint and namespace, over TLS, with the same key', () => {
+    const keda = overlay.patches.find((patch) => patch.target.kind === 'ScaledObject')!;
+    const operations = parseAllDocuments(keda.patch)[0].toJS() as Array<{ op: string; path: string; value: unknown }>;
+    const value = (pointer: string): unknown => operations.find((operation) => operation.path === pointer)?.value;
+    expect(value('/spec/triggers/0/metadata/endpoint')).toBe(literals.REMEMR1_TEMPORAL_ADDRESS);
+    expect(value('/spec/triggers/0/metadata/namespace')).toBe(literals.REMEMR1_TEMPORAL_NAMESPACE);
+    expect(value('/spec/triggers/0/metadata/enableTLS')).toBe('true');
+    const auth = byKind<K8sObject & { spec: { secretTargetRef: Array<{ parameter: string; name: string; key: string }> } }>('TriggerAuthentication');
+    expect(value('/spec/triggers/0/authenticationRef')).toEqual({ name: auth[0].metadata.name });
+    expect(auth[0].spec.secretTargetRef).toEqual([{ parameter: 'apiKey', name: 'rememr1-temporal', key: 'TEMPORAL_API_KEY' }]);
+    // The workers read the same Secret.
+    for (const deployment of deployments) {
+      expect(deployment.spec.template.spec.containers[0].envFrom).toContainEqual({ secretRef: { name: 'rememr1-temporal', optional: true } });
     }
   });
 });
