@@ -11,6 +11,7 @@ import { Context } from '@temporalio/activity';
 import type { MetricMeter } from '@temporalio/common';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { StepObservation } from '../lib/episode/steps';
+import { projectIds, type ProjectIds } from '../lib/temporal/log-ids';
 import type { EpisodeResult } from '../lib/episode/types';
 
 /** Every metric the project emits (exported as named: the SDK's `temporal_` prefix is for its own metrics only). */
@@ -113,24 +114,6 @@ export function recordTrainingStep(accuracy: number, rewards: Record<string, num
   meter.createGauge(projectMetrics.trainingAccuracy, 'float', '1', 'Exact-match accuracy of the last scored rollouts').set(accuracy);
   const gauge = meter.createGauge(projectMetrics.reward, 'float', '1', 'Mean reward of the last scored training step, by level');
   for (const [level, value] of Object.entries(rewards)) if (Number.isFinite(value)) gauge.set(value, { level });
-}
-
-interface ProjectIds {
-  rememr1RunId?: string;
-  episodeId?: string;
-}
-
-/** Reads the project's ids from an activity's first argument (an `EpisodeRef`, a `runId` field), if it has them. */
-export function projectIds(args: readonly unknown[]): ProjectIds {
-  const first = args[0];
-  if (typeof first === 'string') return { rememr1RunId: first };
-  if (typeof first !== 'object' || first === null) return {};
-  const { runId, episodeId, trainingRunId } = first as { runId?: unknown; episodeId?: unknown; trainingRunId?: unknown };
-  const ids: ProjectIds = {};
-  const run = typeof runId === 'string' ? runId : trainingRunId;
-  if (typeof run === 'string') ids.rememr1RunId = run;
-  if (typeof episodeId === 'string') ids.episodeId = episodeId;
-  return ids;
 }
 
 /**

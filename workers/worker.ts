@@ -136,6 +136,7 @@ let cachedBundle: Promise<WorkflowBundle> | undefined;
 export function workflowBundle(): Promise<WorkflowBundle> {
   cachedBundle ??= bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
+    workflowInterceptorModules: [require.resolve('../workflows/interceptors')],
     logger: quietBundlerLogger,
   });
   return cachedBundle;

@@ -1,7 +1,7 @@
 /**
  * Observability of a real worker process during a real batch: one `all` worker with the Prometheus endpoint and
  * the health server on free loopback ports. Its `/metrics` must carry Temporal's SDK metrics and the project's
- * own; its JSON log lines must carry the project's run and episode ids; `/healthz` and `/readyz` must answer,
+ * own; its JSON log lines (activities' and workflows') must carry the project's run and episode ids; `/healthz` and `/readyz` must answer,
  * and SIGTERM must end the process cleanly.
  */
 import { randomUUID } from 'node:crypto';
@@ -48,7 +48,7 @@ describe('a worker process with metrics, health and JSON logs', () => {
     healthUrl = `http://127.0.0.1:${port + 1}`;
     store = createBlobStore(config.storage);
     client = await connectTestClient(config);
-    worker = startWorkerProcess('all', config, { REMEMR1_LOG_FORMAT: 'json', REMEMR1_LOG_LEVEL: 'INFO' });
+    worker = startWorkerProcess('all', config, { REMEMR1_LOG_FORMAT: 'json', REMEMR1_LOG_LEVEL: 'DEBUG' });
     await worker.ready;
   });
 
@@ -96,14 +96,20 @@ describe('a worker process with metrics, health and JSON logs', () => {
     expect(tokens.some((line) => /activityType="memoryStep"/.test(line) && Number(line.split(' ').pop()) > 0)).toBe(true);
 
     // Structured logs: one JSON line per answered episode, with the project's run and episode ids.
-    const answered = worker!
+    const lines = worker!
       .output()
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .filter((entry) => entry.message === 'Episode answered' && entry.rememr1RunId === runId);
+      .filter((entry) => entry.rememr1RunId === runId);
+    const answered = lines.filter((entry) => entry.message === 'Episode answered');
     expect(answered.map((entry) => entry.episodeId).sort()).toEqual([0, 1, 2].map(episodeIdForRow));
     expect(answered[0]).toMatchObject({ level: 'INFO', activityType: 'answerEpisode', workflowId: expect.stringContaining(runId) });
+    // The workflows' own lines (the SDK's, at DEBUG) carry them too, through the bundled workflow interceptor.
+    const episodeLines = lines.filter((entry) => entry.workflowType === 'episodeWorkflow' && entry.activityType === undefined);
+    expect(episodeLines.length).toBeGreaterThan(0);
+    expect(episodeLines.every((entry) => typeof entry.episodeId === 'string')).toBe(true);
+    expect(lines.some((entry) => entry.workflowType === 'batchQAWorkflow' && entry.activityType === undefined)).toBe(true);
 
     // SIGTERM: a graceful stop, exit code 0, and the endpoints go away with the process.
     worker!.child.kill('SIGTERM');
