@@ -2,7 +2,8 @@
 # CPU build:  docker build -t rememr1-worker .
 # GPU build (CUDA 12 execution provider; onnxruntime-node fetches its CUDA libraries at install, so the build
 # needs network access and a CUDA base image with Node >= 20.19 on it):
-#   docker build --build-arg BASE_IMAGE=<cuda-12 runtime image with node> --build-arg ORT_INSTALL=true -t rememr1-worker:gpu .
+#   docker build --build-arg BASE_IMAGE=<CUDA 12 runtime image with Node and a "node" user, uid 1000> \
+#     --build-arg ORT_INSTALL=true -t rememr1-worker:gpu .
 ARG BASE_IMAGE=node:20-bookworm-slim
 FROM ${BASE_IMAGE}
 

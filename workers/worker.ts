@@ -21,7 +21,7 @@ import {
   type MetricsExporterConfig,
   type WorkflowBundle,
 } from '@temporalio/worker';
-import type { Duration } from '@temporalio/common';
+import { IllegalStateError, type Duration } from '@temporalio/common';
 import { createBatchActivities } from '../activities/batch';
 import { createModelActivities } from '../activities/model';
 import { histogramBuckets, logIdsInterceptor } from '../activities/observability';
@@ -83,9 +83,14 @@ function installRuntime(config: RememConfig): void {
       logger: new WorkerLogger(level as LogLevel, format === 'json' ? jsonLogLine : undefined),
       telemetryOptions: prometheusBindAddress ? { metrics: prometheusMetricsOptions(prometheusBindAddress) } : undefined,
     });
-  } catch {
-    // Already installed by the embedding program (its settings win).
-    if (prometheusBindAddress) console.warn(`[worker] Temporal's runtime was installed before: no metrics endpoint on ${prometheusBindAddress}`);
+  } catch (error) {
+    // Already installed by the embedding program: its settings win.
+    if (error instanceof IllegalStateError) {
+      if (prometheusBindAddress) console.warn(`[worker] Temporal's runtime was installed before: no metrics endpoint on ${prometheusBindAddress}`);
+      return;
+    }
+    // Anything else is the metrics endpoint (a port in use, a bad address): one line naming the setting.
+    throw new Error(`metrics endpoint ${prometheusBindAddress} (REMEMR1_METRICS_BIND_ADDRESS): ${(error as Error).message}`);
   }
 }
 

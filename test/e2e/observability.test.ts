@@ -5,6 +5,7 @@
  * and SIGTERM must end the process cleanly.
  */
 import { randomUUID } from 'node:crypto';
+import * as net from 'node:net';
 import type { Client } from '@temporalio/client';
 import { episodeIdForRow } from '../../activities/batch';
 import { projectMetrics } from '../../activities/observability';
@@ -116,4 +117,18 @@ describe('a worker process with metrics, health and JSON logs', () => {
     expect(await worker!.exited).toBe(0);
     await expect(fetch(`${healthUrl}/healthz`)).rejects.toThrow();
   }, 300_000);
+
+  it('fails in one line naming the setting when the metrics port is taken', async () => {
+    const busy = net.createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const address = `127.0.0.1:${(busy.address() as net.AddressInfo).port}`;
+      const failing = startWorkerProcess('orchestration', { ...config, metrics: { prometheusBindAddress: address }, health: {} });
+      failing.ready.catch(() => undefined);
+      expect(await failing.exited).toBe(1);
+      expect(failing.output()).toContain(`[worker] metrics endpoint ${address} (REMEMR1_METRICS_BIND_ADDRESS): Failed to start prometheus metrics exporter: Address already in use`);
+    } finally {
+      await new Promise((resolve) => busy.close(resolve));
+    }
+  }, 120_000);
 });
