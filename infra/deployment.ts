@@ -31,7 +31,9 @@ export function durationMs(duration: string): number {
 
 /** The longest heartbeat timeout among a role's activities (0 when none heartbeats). */
 export function longestHeartbeatMs(config: RememConfig, role: DeployedRole): number {
-  const policies = roleActivities[role].map((name) => config.activities[name] ?? (name === 'indexShard' ? indexShardFallback : undefined));
+  const policies = roleActivities[role].map(
+    (name) => config.activities[name] ?? (name === 'indexShard' ? indexShardFallback : undefined),
+  );
   return Math.max(
     0,
     ...policies

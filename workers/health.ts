@@ -21,7 +21,8 @@ export interface HealthServer {
 export function parseBindAddress(bindAddress: string): { host: string; port: number } {
   const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(bindAddress);
   const port = match ? Number(match[2]) : NaN;
-  if (!match || port > 65535) throw new Error(`expected host:port to bind, for example 0.0.0.0:8080, got "${bindAddress}"`);
+  if (!match || port > 65535)
+    throw new Error(`expected host:port to bind, for example 0.0.0.0:8080, got "${bindAddress}"`);
   return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }
 
@@ -31,10 +32,16 @@ const READINESS_TIMEOUT_MS = 3000;
 async function checkReadiness(probe: ReadinessProbe): Promise<string | null> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<string>((resolve) => {
-    timer = setTimeout(() => resolve(`readiness check took longer than ${READINESS_TIMEOUT_MS / 1000} s`), READINESS_TIMEOUT_MS);
+    timer = setTimeout(
+      () => resolve(`readiness check took longer than ${READINESS_TIMEOUT_MS / 1000} s`),
+      READINESS_TIMEOUT_MS,
+    );
   });
   try {
-    return await Promise.race([probe().catch((error: unknown) => (error instanceof Error ? error.message : String(error))), timeout]);
+    return await Promise.race([
+      probe().catch((error: unknown) => (error instanceof Error ? error.message : String(error))),
+      timeout,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -45,14 +52,19 @@ export async function startHealthServer(bindAddress: string, initial: ReadinessP
   let readiness = initial;
   const server = http.createServer((request, response) => {
     const reply = (status: number, body: string): void => {
-      response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+      response.writeHead(status, {
+        'content-type': 'text/plain; charset=utf-8',
+        'cache-control': 'no-store',
+      });
       response.end(`${body}\n`);
     };
     const url = (request.url ?? '/').split('?')[0];
     if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, 'method not allowed');
     if (url === '/healthz') return reply(200, 'ok');
     if (url === '/readyz') {
-      void checkReadiness(readiness).then((problem) => (problem === null ? reply(200, 'ready') : reply(503, problem)));
+      void checkReadiness(readiness).then((problem) =>
+        problem === null ? reply(200, 'ready') : reply(503, problem),
+      );
       return;
     }
     reply(404, 'not found: try /healthz or /readyz');

@@ -13,7 +13,11 @@ export function projectIds(args: readonly unknown[]): ProjectIds {
   const first = args[0];
   if (typeof first === 'string') return { rememr1RunId: first };
   if (typeof first !== 'object' || first === null) return {};
-  const { runId, episodeId, trainingRunId } = first as { runId?: unknown; episodeId?: unknown; trainingRunId?: unknown };
+  const { runId, episodeId, trainingRunId } = first as {
+    runId?: unknown;
+    episodeId?: unknown;
+    trainingRunId?: unknown;
+  };
   const ids: ProjectIds = {};
   const run = typeof runId === 'string' ? runId : trainingRunId;
   if (typeof run === 'string') ids.rememr1RunId = run;

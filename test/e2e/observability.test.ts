@@ -12,7 +12,13 @@ import { projectMetrics } from '../../activities/observability';
 import { createBlobStore, type BlobStore } from '../../lib/storage';
 import { startWorkerProcess, killHard, type WorkerProcess } from '../../workers/spawn';
 import { startSyntheticBatch } from '../support/batch';
-import { connectTestClient, eventually, freePortPair, requireStackEnvironment, testConfig } from '../support/stack';
+import {
+  connectTestClient,
+  eventually,
+  freePortPair,
+  requireStackEnvironment,
+  testConfig,
+} from '../support/stack';
 
 async function get(url: string): Promise<{ status: number; body: string }> {
   const response = await fetch(url);
@@ -72,7 +78,10 @@ describe('a worker process with metrics, health and JSON logs', () => {
       'SDK metrics while the batch runs',
       async () => {
         const names = metricNames((await get(metricsUrl)).body);
-        return hasFamily(names, 'temporal_workflow_task_execution_latency') || hasFamily(names, 'temporal_activity_execution_latency') ? names : undefined;
+        return hasFamily(names, 'temporal_workflow_task_execution_latency') ||
+          hasFamily(names, 'temporal_activity_execution_latency')
+          ? names
+          : undefined;
       },
       120_000,
     );
@@ -82,7 +91,8 @@ describe('a worker process with metrics, health and JSON logs', () => {
     expect(summary.overall.episodes).toBe(3);
 
     const names = metricNames((await get(metricsUrl)).body);
-    for (const family of ['temporal_workflow_completed', 'temporal_activity_execution_latency']) expect(hasFamily(names, family)).toBe(true);
+    for (const family of ['temporal_workflow_completed', 'temporal_activity_execution_latency'])
+      expect(hasFamily(names, family)).toBe(true);
     for (const family of [
       projectMetrics.generatedTokens,
       projectMetrics.tokensPerSecond,
@@ -93,8 +103,12 @@ describe('a worker process with metrics, health and JSON logs', () => {
     ]) {
       expect({ family, found: hasFamily(names, family) }).toEqual({ family, found: true });
     }
-    const tokens = (await get(metricsUrl)).body.split('\n').filter((line) => line.startsWith(`${projectMetrics.generatedTokens}{`));
-    expect(tokens.some((line) => /activityType="memoryStep"/.test(line) && Number(line.split(' ').pop()) > 0)).toBe(true);
+    const tokens = (await get(metricsUrl)).body
+      .split('\n')
+      .filter((line) => line.startsWith(`${projectMetrics.generatedTokens}{`));
+    expect(
+      tokens.some((line) => /activityType="memoryStep"/.test(line) && Number(line.split(' ').pop()) > 0),
+    ).toBe(true);
 
     // Structured logs: one JSON line per answered episode, with the project's run and episode ids.
     const lines = worker!
@@ -105,12 +119,20 @@ describe('a worker process with metrics, health and JSON logs', () => {
       .filter((entry) => entry.rememr1RunId === runId);
     const answered = lines.filter((entry) => entry.message === 'Episode answered');
     expect(answered.map((entry) => entry.episodeId).sort()).toEqual([0, 1, 2].map(episodeIdForRow));
-    expect(answered[0]).toMatchObject({ level: 'INFO', activityType: 'answerEpisode', workflowId: expect.stringContaining(runId) });
+    expect(answered[0]).toMatchObject({
+      level: 'INFO',
+      activityType: 'answerEpisode',
+      workflowId: expect.stringContaining(runId),
+    });
     // The workflows' own lines (the SDK's, at DEBUG) carry them too, through the bundled workflow interceptor.
-    const episodeLines = lines.filter((entry) => entry.workflowType === 'episodeWorkflow' && entry.activityType === undefined);
+    const episodeLines = lines.filter(
+      (entry) => entry.workflowType === 'episodeWorkflow' && entry.activityType === undefined,
+    );
     expect(episodeLines.length).toBeGreaterThan(0);
     expect(episodeLines.every((entry) => typeof entry.episodeId === 'string')).toBe(true);
-    expect(lines.some((entry) => entry.workflowType === 'batchQAWorkflow' && entry.activityType === undefined)).toBe(true);
+    expect(
+      lines.some((entry) => entry.workflowType === 'batchQAWorkflow' && entry.activityType === undefined),
+    ).toBe(true);
 
     // SIGTERM: a graceful stop, exit code 0, and the endpoints go away with the process.
     worker!.child.kill('SIGTERM');
@@ -123,10 +145,16 @@ describe('a worker process with metrics, health and JSON logs', () => {
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', () => resolve()));
     try {
       const address = `127.0.0.1:${(busy.address() as net.AddressInfo).port}`;
-      const failing = startWorkerProcess('orchestration', { ...config, metrics: { prometheusBindAddress: address }, health: {} });
+      const failing = startWorkerProcess('orchestration', {
+        ...config,
+        metrics: { prometheusBindAddress: address },
+        health: {},
+      });
       failing.ready.catch(() => undefined);
       expect(await failing.exited).toBe(1);
-      expect(failing.output()).toContain(`[worker] metrics endpoint ${address} (REMEMR1_METRICS_BIND_ADDRESS): Failed to start prometheus metrics exporter: Address already in use`);
+      expect(failing.output()).toContain(
+        `[worker] metrics endpoint ${address} (REMEMR1_METRICS_BIND_ADDRESS): Failed to start prometheus metrics exporter: Address already in use`,
+      );
     } finally {
       await new Promise((resolve) => busy.close(resolve));
     }

@@ -51,15 +51,19 @@ function yamlFiles(dir: string): string[] {
 
 function readDocuments(file: string): unknown[] {
   return parseAllDocuments(fs.readFileSync(file, 'utf8')).map((document) => {
-    if (document.errors.length > 0) throw new Error(`${path.relative(projectRoot, file)}: ${document.errors[0].message}`);
+    if (document.errors.length > 0)
+      throw new Error(`${path.relative(projectRoot, file)}: ${document.errors[0].message}`);
     return document.toJS() as unknown;
   });
 }
 
 const files = yamlFiles(k8sRoot);
 const kustomizations = files.filter((file) => path.basename(file) === 'kustomization.yaml');
-const objects: K8sObject[] = files.filter((file) => !kustomizations.includes(file)).flatMap((file) => readDocuments(file) as K8sObject[]);
-const byKind = <T extends K8sObject>(kind: string): T[] => objects.filter((object) => object.kind === kind) as T[];
+const objects: K8sObject[] = files
+  .filter((file) => !kustomizations.includes(file))
+  .flatMap((file) => readDocuments(file) as K8sObject[]);
+const byKind = <T extends K8sObject>(kind: string): T[] =>
+  objects.filter((object) => object.kind === kind) as T[];
 
 interface DeploymentObject extends K8sObject {
   spec: {
@@ -75,11 +79,15 @@ interface DeploymentObject extends K8sObject {
   };
 }
 interface ScaledObjectObject extends K8sObject {
-  spec: { scaleTargetRef: { name: string }; triggers: Array<{ type: string; metadata: Record<string, string> }> };
+  spec: {
+    scaleTargetRef: { name: string };
+    triggers: Array<{ type: string; metadata: Record<string, string> }>;
+  };
 }
 
 const deployments = byKind<DeploymentObject>('Deployment');
-const roleOf = (deployment: DeploymentObject): DeployedRole => deployment.metadata.name.replace(/^rememr1-/, '') as DeployedRole;
+const roleOf = (deployment: DeploymentObject): DeployedRole =>
+  deployment.metadata.name.replace(/^rememr1-/, '') as DeployedRole;
 
 /**
  * The configuration a worker pod loads: its environment (ConfigMap rememr1-env, with `envOverrides` as an overlay's
@@ -87,10 +95,17 @@ const roleOf = (deployment: DeploymentObject): DeployedRole => deployment.metada
  */
 function podConfig(deployment: DeploymentObject, envOverrides: NodeJS.ProcessEnv = {}): RememConfig {
   const configMaps = byKind<K8sObject & { data: Record<string, string> }>('ConfigMap');
-  const env: NodeJS.ProcessEnv = { ...configMaps.find((map) => map.metadata.name === 'rememr1-env')?.data, ...envOverrides };
-  for (const variable of deployment.spec.template.spec.containers[0].env ?? []) env[variable.name] = variable.value;
+  const env: NodeJS.ProcessEnv = {
+    ...configMaps.find((map) => map.metadata.name === 'rememr1-env')?.data,
+    ...envOverrides,
+  };
+  for (const variable of deployment.spec.template.spec.containers[0].env ?? [])
+    env[variable.name] = variable.value;
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rememr1-k8s-')), 'config.json');
-  fs.writeFileSync(file, configMaps.find((map) => map.metadata.name === 'rememr1-config')!.data['config.json']);
+  fs.writeFileSync(
+    file,
+    configMaps.find((map) => map.metadata.name === 'rememr1-config')!.data['config.json'],
+  );
   expect(env.REMEMR1_CONFIG).toBe('/etc/rememr1/config/config.json');
   return loadConfig({ env: { ...env, REMEMR1_CONFIG: file } });
 }
@@ -108,15 +123,19 @@ describe('the Kubernetes deployment (infra/k8s)', () => {
     }
     for (const file of kustomizations) {
       const [kustomization] = readDocuments(file) as Array<{ resources: string[] }>;
-      for (const resource of kustomization.resources) expect(fs.existsSync(path.join(path.dirname(file), resource))).toBe(true);
+      for (const resource of kustomization.resources)
+        expect(fs.existsSync(path.join(path.dirname(file), resource))).toBe(true);
     }
   });
 
   it('catches a broken manifest (the validator is not a no-op)', () => {
     const [deployment] = deployments;
     const broken = structuredClone(deployment);
-    (broken.spec.template.spec as { terminationGracePeriodSeconds: unknown }).terminationGracePeriodSeconds = '120s';
-    expect(() => new Deployment(broken as never).validate()).toThrow(/terminationGracePeriodSeconds must be integer/);
+    (broken.spec.template.spec as { terminationGracePeriodSeconds: unknown }).terminationGracePeriodSeconds =
+      '120s';
+    expect(() => new Deployment(broken as never).validate()).toThrow(
+      /terminationGracePeriodSeconds must be integer/,
+    );
   });
 
   it('has one Deployment per worker role, each running its role with a valid configuration', () => {
@@ -142,7 +161,10 @@ describe('the Kubernetes deployment (infra/k8s)', () => {
       const role = roleOf(deployment);
       const grace = deployment.spec.template.spec.terminationGracePeriodSeconds ?? 30;
       for (const config of [defaultConfig(), podConfig(deployment)]) {
-        expect({ role, longer: grace > minimumTerminationGraceSeconds(config, role) }).toEqual({ role, longer: true });
+        expect({ role, longer: grace > minimumTerminationGraceSeconds(config, role) }).toEqual({
+          role,
+          longer: true,
+        });
       }
     }
     // The trainer's 5-minute heartbeat is what makes its grace period long.
@@ -153,12 +175,15 @@ describe('the Kubernetes deployment (infra/k8s)', () => {
     for (const deployment of deployments) {
       const config = podConfig(deployment);
       const [container] = deployment.spec.template.spec.containers;
-      const port = (name: string): number | undefined => container.ports?.find((candidate) => candidate.name === name)?.containerPort;
+      const port = (name: string): number | undefined =>
+        container.ports?.find((candidate) => candidate.name === name)?.containerPort;
       expect(port('health')).toBe(parseBindAddress(config.health.bindAddress!).port);
       expect(port('metrics')).toBe(parseBindAddress(config.metrics.prometheusBindAddress!).port);
       expect(container.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'health' });
       expect(container.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'health' });
-      expect(deployment.spec.template.metadata.annotations?.['prometheus.io/port']).toBe(String(port('metrics')));
+      expect(deployment.spec.template.metadata.annotations?.['prometheus.io/port']).toBe(
+        String(port('metrics')),
+      );
     }
   });
 
@@ -178,9 +203,13 @@ describe('the Kubernetes deployment (infra/k8s)', () => {
 
   it('scales each role by the backlog of the task queue it serves, on the configured server and namespace', () => {
     const scaled = byKind<ScaledObjectObject>('ScaledObject');
-    expect(scaled.map((object) => object.spec.scaleTargetRef.name).sort()).toEqual(deployments.map((d) => d.metadata.name).sort());
+    expect(scaled.map((object) => object.spec.scaleTargetRef.name).sort()).toEqual(
+      deployments.map((d) => d.metadata.name).sort(),
+    );
     for (const object of scaled) {
-      const deployment = deployments.find((candidate) => candidate.metadata.name === object.spec.scaleTargetRef.name)!;
+      const deployment = deployments.find(
+        (candidate) => candidate.metadata.name === object.spec.scaleTargetRef.name,
+      )!;
       const config = podConfig(deployment);
       const [trigger] = object.spec.triggers;
       expect(trigger.type).toBe('temporal');
@@ -201,31 +230,75 @@ describe('the example overlay for Temporal Cloud and AWS (infra/k8s/example-clou
   }
   const [overlay] = readDocuments(path.join(k8sRoot, 'example-cloud', 'kustomization.yaml')) as Overlay[];
   const generator = overlay.configMapGenerator.find((entry) => entry.name === 'rememr1-env')!;
-  const literals = Object.fromEntries(generator.literals.map((literal) => [literal.slice(0, literal.indexOf('=')), literal.slice(literal.indexOf('=') + 1)]));
+  const literals = Object.fromEntries(
+    generator.literals.map((literal) => [
+      literal.slice(0, literal.indexOf('=')),
+      literal.slice(literal.indexOf('=') + 1),
+    ]),
+  );
 
   it('points the workers at Temporal Cloud over TLS with the API key from the Secret, and at the S3 bucket', () => {
     expect(generator.behavior).toBe('merge');
     for (const deployment of deployments) {
       const config = podConfig(deployment, { ...literals, TEMPORAL_API_KEY: 'from-the-secret' });
-      expect(config.temporal).toMatchObject({ address: literals.REMEMR1_TEMPORAL_ADDRESS, namespace: literals.REMEMR1_TEMPORAL_NAMESPACE, apiKey: 'from-the-secret' });
+      expect(config.temporal).toMatchObject({
+        address: literals.REMEMR1_TEMPORAL_ADDRESS,
+        namespace: literals.REMEMR1_TEMPORAL_NAMESPACE,
+        apiKey: 'from-the-secret',
+      });
       expect(config.temporal.tls.enabled).toBe(true);
-      expect(config.storage).toMatchObject({ kind: 's3', bucket: literals.REMEMR1_S3_BUCKET, region: literals.REMEMR1_S3_REGION });
+      expect(config.storage).toMatchObject({
+        kind: 's3',
+        bucket: literals.REMEMR1_S3_BUCKET,
+        region: literals.REMEMR1_S3_REGION,
+      });
     }
   });
 
   it('gives KEDA the same endpoint and namespace, over TLS, with the same key', () => {
     const keda = overlay.patches.find((patch) => patch.target.kind === 'ScaledObject')!;
-    const operations = parseAllDocuments(keda.patch)[0].toJS() as Array<{ op: string; path: string; value: unknown }>;
-    const value = (pointer: string): unknown => operations.find((operation) => operation.path === pointer)?.value;
+    const operations = parseAllDocuments(keda.patch)[0].toJS() as Array<{
+      op: string;
+      path: string;
+      value: unknown;
+    }>;
+    const value = (pointer: string): unknown =>
+      operations.find((operation) => operation.path === pointer)?.value;
     expect(value('/spec/triggers/0/metadata/endpoint')).toBe(literals.REMEMR1_TEMPORAL_ADDRESS);
     expect(value('/spec/triggers/0/metadata/namespace')).toBe(literals.REMEMR1_TEMPORAL_NAMESPACE);
     expect(value('/spec/triggers/0/metadata/enableTLS')).toBe('true');
-    const auth = byKind<K8sObject & { spec: { secretTargetRef: Array<{ parameter: string; name: string; key: string }> } }>('TriggerAuthentication');
+    const auth = byKind<
+      K8sObject & { spec: { secretTargetRef: Array<{ parameter: string; name: string; key: string }> } }
+    >('TriggerAuthentication');
     expect(value('/spec/triggers/0/authenticationRef')).toEqual({ name: auth[0].metadata.name });
-    expect(auth[0].spec.secretTargetRef).toEqual([{ parameter: 'apiKey', name: 'rememr1-temporal', key: 'TEMPORAL_API_KEY' }]);
+    expect(auth[0].spec.secretTargetRef).toEqual([
+      { parameter: 'apiKey', name: 'rememr1-temporal', key: 'TEMPORAL_API_KEY' },
+    ]);
     // The workers read the same Secret.
     for (const deployment of deployments) {
-      expect(deployment.spec.template.spec.containers[0].envFrom).toContainEqual({ secretRef: { name: 'rememr1-temporal', optional: true } });
+      expect(deployment.spec.template.spec.containers[0].envFrom).toContainEqual({
+        secretRef: { name: 'rememr1-temporal', optional: true },
+      });
+    }
+  });
+});
+
+describe('the guide (docs/deploy.md)', () => {
+  const guide = fs.readFileSync(path.join(projectRoot, 'docs', 'deploy.md'), 'utf8');
+
+  it('creates the Secrets the pods read, and gives the mTLS files where the pods mount them', () => {
+    expect(guide).toContain('create secret generic rememr1-temporal --from-literal=TEMPORAL_API_KEY=');
+    expect(guide).toContain('create secret tls rememr1-temporal-tls');
+    const cert = /REMEMR1_TEMPORAL_TLS_CERT=(\S+?)`/.exec(guide)?.[1];
+    const key = /REMEMR1_TEMPORAL_TLS_KEY=(\S+?)`/.exec(guide)?.[1];
+    for (const deployment of deployments) {
+      const { spec } = deployment.spec.template;
+      const volume = (
+        spec as { volumes?: Array<{ name: string; secret?: { secretName: string } }> }
+      ).volumes?.find((candidate) => candidate.secret?.secretName === 'rememr1-temporal-tls');
+      const mount = spec.containers[0].volumeMounts?.find((candidate) => candidate.name === volume?.name);
+      // `kubectl create secret tls` names the files tls.crt and tls.key.
+      expect([cert, key]).toEqual([`${mount?.mountPath}/tls.crt`, `${mount?.mountPath}/tls.key`]);
     }
   });
 });
@@ -246,10 +319,16 @@ describe('the Dockerfile', () => {
       if (seen.has(file)) continue;
       seen.add(file);
       const source = fs.readFileSync(path.join(projectRoot, file), 'utf8');
-      for (const match of source.matchAll(/(?:from\s+|import\(|require(?:\.resolve)?\()\s*'(\.{1,2}\/[^']+)'/g)) {
+      for (const match of source.matchAll(
+        /(?:from\s+|import\(|require(?:\.resolve)?\()\s*'(\.{1,2}\/[^']+)'/g,
+      )) {
         const base = path.join(path.dirname(file), match[1]);
         const candidates = [`${base}.ts`, path.join(base, 'index.ts'), base];
-        const found = candidates.find((candidate) => fs.existsSync(path.join(projectRoot, candidate)) && fs.statSync(path.join(projectRoot, candidate)).isFile());
+        const found = candidates.find(
+          (candidate) =>
+            fs.existsSync(path.join(projectRoot, candidate)) &&
+            fs.statSync(path.join(projectRoot, candidate)).isFile(),
+        );
         if (found?.endsWith('.ts')) queue.push(found);
       }
     }
@@ -258,7 +337,13 @@ describe('the Dockerfile', () => {
 
   it('copies every file the workers and the CLI import, and every COPY source exists', () => {
     for (const source of copied) expect(fs.existsSync(path.join(projectRoot, source))).toBe(true);
-    const entries = ['workers/inference.ts', 'workers/trainer.ts', 'workers/orchestration.ts', 'workers/all-in-one.ts', 'cli/main.ts'];
+    const entries = [
+      'workers/inference.ts',
+      'workers/trainer.ts',
+      'workers/orchestration.ts',
+      'workers/all-in-one.ts',
+      'cli/main.ts',
+    ];
     const needed = new Set([...reachable(entries)].map((file) => file.split(path.sep)[0]));
     needed.add('models');
     for (const top of needed) expect({ top, copied: copied.includes(top) }).toEqual({ top, copied: true });
@@ -267,7 +352,8 @@ describe('the Dockerfile', () => {
   it('exposes the ports the manifests probe and scrape', () => {
     const exposed = /^EXPOSE (.+)$/m.exec(dockerfile)?.[1].split(/\s+/).map(Number) ?? [];
     for (const deployment of deployments) {
-      for (const port of deployment.spec.template.spec.containers[0].ports ?? []) expect(exposed).toContain(port.containerPort);
+      for (const port of deployment.spec.template.spec.containers[0].ports ?? [])
+        expect(exposed).toContain(port.containerPort);
     }
   });
 });

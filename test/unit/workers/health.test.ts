@@ -28,7 +28,9 @@ describe('the worker health server', () => {
   });
 
   it('refuses a bad or busy address in one line', async () => {
-    expect(() => parseBindAddress('8080')).toThrow('expected host:port to bind, for example 0.0.0.0:8080, got "8080"');
+    expect(() => parseBindAddress('8080')).toThrow(
+      'expected host:port to bind, for example 0.0.0.0:8080, got "8080"',
+    );
     expect(() => parseBindAddress('0.0.0.0:99999')).toThrow(/expected host:port/);
     expect(parseBindAddress('[::]:8080')).toEqual({ host: '::', port: 8080 });
     server = await startHealthServer('127.0.0.1:0', () => Promise.resolve(null));
@@ -41,15 +43,22 @@ describe('the worker health server', () => {
 describe('metrics and health settings', () => {
   it('are off by default and set from the environment, and reach spawned workers', () => {
     expect(loadConfig({ env: {} })).toMatchObject({ metrics: {}, health: {} });
-    const config = loadConfig({ env: { REMEMR1_METRICS_BIND_ADDRESS: '0.0.0.0:9464', REMEMR1_HEALTH_BIND_ADDRESS: '0.0.0.0:8080' } });
+    const config = loadConfig({
+      env: { REMEMR1_METRICS_BIND_ADDRESS: '0.0.0.0:9464', REMEMR1_HEALTH_BIND_ADDRESS: '0.0.0.0:8080' },
+    });
     expect(config.metrics.prometheusBindAddress).toBe('0.0.0.0:9464');
     expect(config.health.bindAddress).toBe('0.0.0.0:8080');
     const inWorker = loadConfig({ env: workerEnvironment(config) });
-    expect({ metrics: inWorker.metrics, health: inWorker.health }).toEqual({ metrics: config.metrics, health: config.health });
+    expect({ metrics: inWorker.metrics, health: inWorker.health }).toEqual({
+      metrics: config.metrics,
+      health: config.health,
+    });
   });
 
   it('name the variable of a bad address', () => {
     expect(() => loadConfig({ env: { REMEMR1_METRICS_BIND_ADDRESS: '9464' } })).toThrow(ConfigError);
-    expect(() => loadConfig({ env: { REMEMR1_METRICS_BIND_ADDRESS: '9464' } })).toThrow(/REMEMR1_METRICS_BIND_ADDRESS: expected host:port/);
+    expect(() => loadConfig({ env: { REMEMR1_METRICS_BIND_ADDRESS: '9464' } })).toThrow(
+      /REMEMR1_METRICS_BIND_ADDRESS: expected host:port/,
+    );
   });
 });
