@@ -5,12 +5,14 @@
  * and SIGTERM must end the process cleanly.
  */
 import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import type { Client } from '@temporalio/client';
 import { episodeIdForRow } from '../../activities/batch';
 import { projectMetrics } from '../../activities/observability';
 import { createBlobStore, type BlobStore } from '../../lib/storage';
-import { startWorkerProcess, killHard, type WorkerProcess } from '../../workers/spawn';
+import { projectRoot } from '../../temporal.config';
+import { startWorkerProcess, killHard, workerEnvironment, type WorkerProcess } from '../../workers/spawn';
 import { startSyntheticBatch } from '../support/batch';
 import {
   connectTestClient,
@@ -159,4 +161,38 @@ describe('a worker process with metrics, health and JSON logs', () => {
       await new Promise((resolve) => busy.close(resolve));
     }
   }, 120_000);
+
+  it('serves the same health endpoint from `rememr1 worker`', async () => {
+    const port = await freePortPair();
+    const env = {
+      ...workerEnvironment(config),
+      REMEMR1_HEALTH_BIND_ADDRESS: `127.0.0.1:${port}`,
+      REMEMR1_METRICS_BIND_ADDRESS: '',
+    };
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'cli/main.ts', 'worker', '--role', 'orchestration'],
+      {
+        cwd: projectRoot,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let output = '';
+    child.stdout.on('data', (data: Buffer) => (output += data.toString()));
+    child.stderr.on('data', (data: Buffer) => (output += data.toString()));
+    try {
+      await eventually(
+        'a ready CLI worker',
+        async () => (await get(`http://127.0.0.1:${port}/readyz`)).status === 200,
+        90_000,
+      );
+      expect(output).toContain('worker polling');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  }, 150_000);
 });
