@@ -132,6 +132,13 @@ export const configSchema = z
         chunkTokens: z.number().int().min(1).optional(),
       })
       .strict(),
+    /**
+     * Prometheus metrics of a worker process: Temporal's runtime serves `/metrics` at this host:port with the SDK's
+     * own metrics and the project's (recorded through the same meter). Absent = no endpoint (the local default).
+     */
+    metrics: z.object({ prometheusBindAddress: hostPort.optional() }).strict(),
+    /** A worker's health server (`/healthz` process up, `/readyz` polling and connected) at host:port; absent = off. */
+    health: z.object({ bindAddress: hostPort.optional() }).strict(),
     /** Where the local stack (dev server database, MinIO data, installed binaries) lives. */
     localDir: z.string().min(1),
   })
@@ -194,6 +201,8 @@ export function defaultConfig(): RememConfig {
       shutdownGraceTime: '30s',
     },
     episodes: { metricsMode: 'project', memoryContent: 'update' },
+    metrics: {},
+    health: {},
     localDir,
   };
 }
@@ -230,6 +239,8 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_MEMORY_MAX_NEW_TOKENS', path: ['episodes', 'memoryMaxNewTokens'], type: 'number' },
   { env: 'REMEMR1_ANSWER_MAX_NEW_TOKENS', path: ['episodes', 'answerMaxNewTokens'], type: 'number' },
   { env: 'REMEMR1_CHUNK_TOKENS', path: ['episodes', 'chunkTokens'], type: 'number' },
+  { env: 'REMEMR1_METRICS_BIND_ADDRESS', path: ['metrics', 'prometheusBindAddress'], type: 'string' },
+  { env: 'REMEMR1_HEALTH_BIND_ADDRESS', path: ['health', 'bindAddress'], type: 'string' },
   { env: 'REMEMR1_LOCAL_DIR', path: ['localDir'], type: 'string' },
 ];
 
@@ -265,6 +276,12 @@ function setPath(target: JsonObject, keys: string[], value: unknown): void {
   node[keys[keys.length - 1]] = value;
 }
 
+/** The fields a store of `kind` starts from when a file or the environment switches to it. */
+function storageDefaults(kind: 's3' | 'fs'): JsonObject {
+  if (kind === 's3') return { kind: 's3', region: 'us-east-1', bucket: 'rememr1', prefix: '', forcePathStyle: true };
+  return defaultConfig().storage as unknown as JsonObject;
+}
+
 export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** Optional JSON file; defaults to $REMEMR1_CONFIG. */
@@ -289,6 +306,9 @@ export function loadConfig(options: LoadConfigOptions = {}): RememConfig {
       throw new ConfigError([`config file ${file}: ${(error as Error).message}`]);
     }
     if (!isObject(parsed)) throw new ConfigError([`config file ${file}: expected a JSON object at the top level`]);
+    // A file that switches the storage kind replaces the default store's fields instead of merging into them.
+    const fileKind = isObject(parsed.storage) ? parsed.storage.kind : undefined;
+    if ((fileKind === 's3' || fileKind === 'fs') && fileKind !== (merged.storage as JsonObject).kind) merged.storage = storageDefaults(fileKind);
     merged = deepMerge(merged, parsed);
   }
 
@@ -310,11 +330,8 @@ export function loadConfig(options: LoadConfigOptions = {}): RememConfig {
   }
   // Switching storage to S3 from the environment brings S3 defaults for the fields not given.
   const storageKindFromEnv = (fromEnv.storage as JsonObject | undefined)?.kind;
-  if (storageKindFromEnv === 's3' && (merged.storage as JsonObject).kind !== 's3') {
-    merged.storage = { kind: 's3', region: 'us-east-1', bucket: 'rememr1', prefix: '', forcePathStyle: true };
-  }
-  if (storageKindFromEnv === 'fs' && (merged.storage as JsonObject).kind !== 'fs') {
-    merged.storage = defaultConfig().storage as unknown as JsonObject;
+  if ((storageKindFromEnv === 's3' || storageKindFromEnv === 'fs') && (merged.storage as JsonObject).kind !== storageKindFromEnv) {
+    merged.storage = storageDefaults(storageKindFromEnv);
   }
   // S3 variables only matter for S3 storage, and the root only for the filesystem: a machine may well have
   // REMEMR1_S3_* set while a run uses local storage.

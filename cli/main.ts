@@ -55,6 +55,7 @@ import {
   type BatchQAInput,
 } from '../workflows/batch';
 import { embeddedConfigFor } from '../workers/embedded';
+import { startConfiguredHealth } from '../workers/main';
 import { reportFailuresElsewhere, startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
 import { fieldMapping, prepareDataset, stageDataset, withDatasetFieldOptions, type FieldOptions } from './dataset-source';
@@ -701,12 +702,15 @@ export async function main(argv: string[]): Promise<void> {
     )
     .action(async (options: { role: WorkerRole }) => {
       const config = loadConfig();
+      const health = await startConfiguredHealth(config);
       const running = await startWorkers({ role: options.role, config });
+      health.attach(running);
       const queues = running.workers.map((worker) => worker.options.taskQueue).join(', ');
       console.log(
         `${options.role} worker polling ${config.temporal.address} (task queues ${queues}); Ctrl-C stops it gracefully`,
       );
       await running.done;
+      await health.close();
     });
 
   registerRunCommands(program);

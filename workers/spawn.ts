@@ -28,6 +28,8 @@ export function workerEnvironment(config: RememConfig): NodeJS.ProcessEnv {
     REMEMR1_MAX_BATCH_SIZE: String(config.model.maxBatchSize),
     REMEMR1_STORAGE: config.storage.kind,
   };
+  if (config.metrics.prometheusBindAddress) env.REMEMR1_METRICS_BIND_ADDRESS = config.metrics.prometheusBindAddress;
+  if (config.health.bindAddress) env.REMEMR1_HEALTH_BIND_ADDRESS = config.health.bindAddress;
   if (config.storage.kind === 'fs') env.REMEMR1_STORAGE_ROOT = config.storage.root;
   else {
     env.REMEMR1_S3_ENDPOINT = config.storage.endpoint;
@@ -57,10 +59,11 @@ export interface WorkerProcess {
   exited: Promise<number | null>;
 }
 
-export function startWorkerProcess(role: WorkerRole, config: RememConfig): WorkerProcess {
+/** `extraEnv`: settings outside the configuration, such as REMEMR1_LOG_FORMAT. */
+export function startWorkerProcess(role: WorkerRole, config: RememConfig, extraEnv: NodeJS.ProcessEnv = {}): WorkerProcess {
   const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(projectRoot, entryPoints[role])], {
     cwd: projectRoot,
-    env: workerEnvironment(config),
+    env: { ...workerEnvironment(config), ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
