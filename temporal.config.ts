@@ -132,6 +132,15 @@ export const configSchema = z
         chunkTokens: z.number().int().min(1).optional(),
       })
       .strict(),
+    /**
+     * Payload encryption (lib/temporal/codec.ts): on when a keys file is named here or in REMEMR1_ENCRYPTION_KEYS_FILE,
+     * or keys are given in REMEMR1_ENCRYPTION_KEYS. Only the file's path is configuration; keys never are.
+     */
+    encryption: z
+      .object({
+        keysFile: z.string().min(1).optional(),
+      })
+      .strict(),
     /** Where the local stack (dev server database, MinIO data, installed binaries) lives. */
     localDir: z.string().min(1),
   })
@@ -194,6 +203,7 @@ export function defaultConfig(): RememConfig {
       shutdownGraceTime: '30s',
     },
     episodes: { metricsMode: 'project', memoryContent: 'update' },
+    encryption: {},
     localDir,
   };
 }
@@ -230,6 +240,7 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_MEMORY_MAX_NEW_TOKENS', path: ['episodes', 'memoryMaxNewTokens'], type: 'number' },
   { env: 'REMEMR1_ANSWER_MAX_NEW_TOKENS', path: ['episodes', 'answerMaxNewTokens'], type: 'number' },
   { env: 'REMEMR1_CHUNK_TOKENS', path: ['episodes', 'chunkTokens'], type: 'number' },
+  { env: 'REMEMR1_ENCRYPTION_KEYS_FILE', path: ['encryption', 'keysFile'], type: 'string' },
   { env: 'REMEMR1_LOCAL_DIR', path: ['localDir'], type: 'string' },
 ];
 

@@ -7,6 +7,7 @@
  *   install                          only find or install the binaries (used by CI to time the phase)
  */
 import { Command } from 'commander';
+import { temporalServerAnswers } from '../lib/temporal/client';
 import { loadConfig } from '../temporal.config';
 import {
   LOCAL_S3_DEFAULTS,
@@ -18,7 +19,6 @@ import {
   startTemporal,
   stopS3,
   stopTemporal,
-  temporalAnswers,
   type ServerHandle,
   type StackPaths,
 } from './local-stack';
@@ -63,12 +63,14 @@ async function main(): Promise<void> {
     .description('start (or reuse) the local servers')
     .option('--headless', 'no Temporal Web UI')
     .option('--no-s3', 'do not start the S3 server')
-    .action(async (options: { headless?: boolean; s3: boolean }) => {
+    .option('--codec-endpoint <url>', 'the Web UI decodes payloads through this codec server (`rememr1 codec-server`)')
+    .action(async (options: { headless?: boolean; s3: boolean; codecEndpoint?: string }) => {
       const temporal = await startTemporal({
         paths,
         address: config.temporal.address,
         namespace: config.temporal.namespace,
         ui: !options.headless,
+        uiCodecEndpoint: options.codecEndpoint,
         log,
       });
       log(`Temporal ${temporal.started ? 'started' : 'already running'} at ${config.temporal.address}`);
@@ -91,7 +93,7 @@ async function main(): Promise<void> {
   program
     .command('status')
     .action(async () => {
-      log(`Temporal at ${config.temporal.address}: ${(await temporalAnswers(config.temporal.address)) ? 'up' : 'down'}`);
+      log(`Temporal at ${config.temporal.address}: ${(await temporalServerAnswers(config.temporal)) ? 'up' : 'down'}`);
       log(`S3 at ${LOCAL_S3_ADDRESS}: ${(await s3Answers(LOCAL_S3_ADDRESS)) ? 'up' : 'down'}`);
     });
 

@@ -28,6 +28,14 @@ export function workerEnvironment(config: RememConfig): NodeJS.ProcessEnv {
     REMEMR1_MAX_BATCH_SIZE: String(config.model.maxBatchSize),
     REMEMR1_STORAGE: config.storage.kind,
   };
+  // The same connection (TLS files, API key) and encryption keys as the parent.
+  const { tls } = config.temporal;
+  env.REMEMR1_TEMPORAL_TLS = String(tls.enabled);
+  if (tls.serverNameOverride) env.REMEMR1_TEMPORAL_TLS_SERVER_NAME = tls.serverNameOverride;
+  if (tls.serverRootCACertificateFile) env.REMEMR1_TEMPORAL_TLS_CA = tls.serverRootCACertificateFile;
+  if (tls.clientCertificateFile) env.REMEMR1_TEMPORAL_TLS_CERT = tls.clientCertificateFile;
+  if (tls.clientKeyFile) env.REMEMR1_TEMPORAL_TLS_KEY = tls.clientKeyFile;
+  if (config.encryption.keysFile) env.REMEMR1_ENCRYPTION_KEYS_FILE = config.encryption.keysFile;
   if (config.storage.kind === 'fs') env.REMEMR1_STORAGE_ROOT = config.storage.root;
   else {
     env.REMEMR1_S3_ENDPOINT = config.storage.endpoint;

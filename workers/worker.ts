@@ -8,7 +8,6 @@
  *  - all: every role in one process (the embedded default).
  * Scale-out = more processes of a role, on more machines, against one Temporal cluster and one blob store.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   DefaultLogger,
@@ -30,7 +29,8 @@ import { loadConfiguredPolicy } from '../lib/episode/rule-policy';
 import type { Policy, PolicyOptions } from '../lib/model';
 import { PolicyVersionCache } from '../lib/training/policy-versions';
 import { S3BlobStore, createBlobStore, type BlobStore } from '../lib/storage';
-import { connectChecked } from '../lib/temporal/connect';
+import { connectChecked, temporalConnectionOptions } from '../lib/temporal/connect';
+import { projectDataConverter } from '../lib/temporal/data-converter';
 import type { RememConfig } from '../temporal.config';
 
 export type WorkerRole = 'inference' | 'orchestration' | 'trainer' | 'all';
@@ -76,31 +76,13 @@ function installRuntime(): void {
   }
 }
 
-/** Connects to the configured server and checks the namespace: one clear line when either is wrong. */
+/**
+ * Connects to the configured server with the project's one set of connection options (TLS / mTLS files, API key)
+ * and checks the namespace: one clear line, within seconds, when either is wrong.
+ */
 export async function connectWorker(config: RememConfig): Promise<NativeConnection> {
   installRuntime();
-  const { address, namespace } = config.temporal;
-  return connectChecked(() => openWorkerConnection(config), address, namespace);
-}
-
-function openWorkerConnection(config: RememConfig): Promise<NativeConnection> {
-  const { tls } = config.temporal;
-  return NativeConnection.connect({
-    address: config.temporal.address,
-    apiKey: config.temporal.apiKey,
-    tls: tls.enabled
-      ? {
-          serverNameOverride: tls.serverNameOverride,
-          serverRootCACertificate: tls.serverRootCACertificateFile
-            ? fs.readFileSync(tls.serverRootCACertificateFile)
-            : undefined,
-          clientCertPair:
-            tls.clientCertificateFile && tls.clientKeyFile
-              ? { crt: fs.readFileSync(tls.clientCertificateFile), key: fs.readFileSync(tls.clientKeyFile) }
-              : undefined,
-        }
-      : undefined,
-  });
+  return connectChecked(() => NativeConnection.connect(temporalConnectionOptions(config.temporal)), config.temporal);
 }
 
 let cachedBundle: Promise<WorkflowBundle> | undefined;
@@ -171,6 +153,8 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   installRuntime();
   const connection = options.connection ?? (await connectWorker(config));
   const store = options.store ?? createBlobStore(config.storage);
+  // Payload encryption when keys are configured: the same codec as the clients built from this configuration.
+  const dataConverter = projectDataConverter(config);
   const workers: Worker[] = [];
   let policy: Policy | undefined = options.policy;
   let versions: PolicyVersionCache | undefined;
@@ -188,6 +172,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
       await Worker.create({
         connection,
         namespace: config.temporal.namespace,
+        dataConverter,
         taskQueue: config.taskQueues.inference,
         activities: createModelActivities({ store, policy: policyProvider(policy, versions) }),
         maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentModelSteps,
@@ -200,6 +185,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
       await Worker.create({
         connection,
         namespace: config.temporal.namespace,
+        dataConverter,
         taskQueue: config.taskQueues.orchestration,
         workflowBundle: await workflowBundle(),
         activities: {
@@ -225,6 +211,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
       await Worker.create({
         connection,
         namespace: config.temporal.namespace,
+        dataConverter,
         taskQueue: config.taskQueues.trainer,
         activities,
         maxConcurrentActivityTaskExecutions: 1,
