@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
 import type { RememConfig } from '../../temporal.config';
+import { diagnoseTransport, type TransportProblem } from './diagnose';
 
 /** How long a command waits for the Temporal server before it says that it cannot reach it. */
 export const CONNECT_TIMEOUT_MS = 3000;
@@ -97,29 +98,57 @@ function firstLine(error: unknown): string {
   return message.split('\n')[0].slice(0, 200);
 }
 
+function connectHint(temporal: TemporalSettings): string {
+  return isLoopbackAddress(temporal.address)
+    ? `start it with \`npm run stack:start\` or check ${settingNames.address}`
+    : `check ${settingNames.address} and that the server is reachable from here`;
+}
+
+/** One line for a problem found by {@link diagnoseTransport}: what went wrong and the setting to check. */
+export function explainTransportProblem(temporal: TemporalSettings, problem: TransportProblem): TemporalConnectError {
+  const at = `the Temporal server at ${temporal.address}`;
+  const unreachable = (reason: string): TemporalConnectError =>
+    new TemporalConnectError(`cannot reach ${at} (${reason}); ${connectHint(temporal)}`);
+  switch (problem.kind) {
+    case 'refused':
+      return unreachable('connection refused');
+    case 'unknown-host':
+      return unreachable('unknown host');
+    case 'no-answer':
+      return unreachable(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s`);
+    case 'unreachable':
+      return unreachable('network unreachable');
+    case 'untrusted-certificate':
+      return new TemporalConnectError(
+        `the TLS certificate of ${at} is not trusted (${problem.detail}); check ${settingNames.ca}`,
+      );
+    case 'wrong-host-name':
+      return new TemporalConnectError(
+        `the TLS certificate of ${at} is not valid for the host name checked (${problem.detail}); check ${settingNames.serverName}`,
+      );
+    case 'client-certificate-refused':
+      return new TemporalConnectError(
+        `${at} refused the client certificate (${problem.detail}); check ${settingNames.cert} and ${settingNames.key}`,
+      );
+    case 'not-tls':
+      return new TemporalConnectError(`${at} does not speak TLS (${problem.detail}); check ${settingNames.tls}`);
+    case 'tls-required':
+      return new TemporalConnectError(`${at} did not answer in plain text (does it want TLS?); check ${settingNames.tls}`);
+    case 'tls-failed':
+      return new TemporalConnectError(
+        `the TLS handshake with ${at} failed (${problem.detail}); check ${settingNames.ca}, ${settingNames.cert} and ${settingNames.key}`,
+      );
+  }
+}
+
 /**
- * One line for a failed connection: what went wrong in a few words, and the setting that most likely needs a look.
- * The messages of grpc-js (client) and of the Rust core (worker) differ, so both spellings are matched.
+ * One line for a failed connection from the error alone (when the transport itself works, e.g. credentials refused
+ * by the server): what went wrong in a few words, and the setting to check.
  */
 export function describeConnectFailure(temporal: TemporalSettings, error: unknown): TemporalConnectError {
   const text = error instanceof Error ? `${error.message} ${String((error as { cause?: unknown }).cause ?? '')}` : String(error);
   const at = `the Temporal server at ${temporal.address}`;
-  const tlsOn = temporal.tls.enabled || Boolean(temporal.apiKey);
-  if (tlsOn && /certificate|UnknownIssuer|self[- ]signed|unable to verify|CERT_|BadSignature/i.test(text)) {
-    const nameProblem = /altname|hostname|NotValidForName|subject name|does not match/i.test(text);
-    return new TemporalConnectError(
-      `the TLS certificate of ${at} is not trusted (${nameProblem ? 'it is not valid for that host name' : 'not signed by the configured CA'}); check ${nameProblem ? settingNames.serverName : settingNames.ca}`,
-    );
-  }
-  if (tlsOn && /wrong version number|packet length too long|InvalidContentType|CorruptMessage|record overflow|ssl3_get_record|http2 error|received corrupt message/i.test(text)) {
-    return new TemporalConnectError(`${at} does not speak TLS; check ${settingNames.tls}`);
-  }
-  if (tlsOn && /handshake|alert|tls|ssl|ECONNRESET|socket hang up|connection reset/i.test(text)) {
-    return new TemporalConnectError(
-      `the TLS handshake with ${at} failed (${firstLine(error)}); check ${settingNames.ca}, ${settingNames.cert} and ${settingNames.key}`,
-    );
-  }
-  if (/UNAUTHENTICATED|PERMISSION_DENIED|unauthori[sz]ed|permission denied|Request unauthorized/i.test(text)) {
+  if (/UNAUTHENTICATED|PERMISSION_DENIED|unauthori[sz]ed|permission denied/i.test(text)) {
     return new TemporalConnectError(
       `${at} refused the credentials; check ${temporal.apiKey ? settingNames.apiKey : `${settingNames.cert} and ${settingNames.key}`}`,
     );
@@ -128,16 +157,23 @@ export function describeConnectFailure(temporal: TemporalSettings, error: unknow
   if (/connection refused|ECONNREFUSED/i.test(text)) reason = 'connection refused';
   else if (/deadline|timed? ?out|ETIMEDOUT/i.test(text)) reason = `no answer within ${CONNECT_TIMEOUT_MS / 1000} s`;
   else if (/dns|resolve|ENOTFOUND|EAI_AGAIN|name or service not known/i.test(text)) reason = 'unknown host';
-  else if (/ENETUNREACH|EHOSTUNREACH|unreachable/i.test(text)) reason = 'network unreachable';
-  else if (!tlsOn && /Protocol error|Received RST_STREAM|Connection dropped|frame/i.test(text)) {
-    return new TemporalConnectError(`${at} did not answer in plain text (does it want TLS?); check ${settingNames.tls}`);
-  }
-  const hint = isLoopbackAddress(temporal.address)
-    ? `start it with \`npm run stack:start\` or check ${settingNames.address}`
-    : `check ${settingNames.address} and that the server is reachable from here`;
-  return new TemporalConnectError(`cannot reach ${at} (${reason}); ${hint}`);
+  return new TemporalConnectError(`cannot reach ${at} (${reason}); ${connectHint(temporal)}`);
 }
 
+/**
+ * Why a connection failed, as one line: the transport is probed (TCP, then TLS with the same files) to name the
+ * problem precisely; when the transport works, the error itself is described.
+ */
+export async function diagnoseConnectFailure(temporal: TemporalSettings, error: unknown): Promise<TemporalConnectError> {
+  if (error instanceof TemporalConnectError) return error;
+  let problem: TransportProblem | undefined;
+  try {
+    problem = await diagnoseTransport(temporalConnectionOptions(temporal));
+  } catch {
+    problem = undefined;
+  }
+  return problem === undefined ? describeConnectFailure(temporal, error) : explainTransportProblem(temporal, problem);
+}
 /** The part of a gRPC WorkflowService that the namespace check needs (client and worker connections have it). */
 interface DescribesNamespaces {
   describeNamespace(request: { namespace: string }): Promise<unknown>;
@@ -175,8 +211,7 @@ export async function connectChecked<
   try {
     connection = await withTimeout(open(), CONNECT_TIMEOUT_MS + 2000, (late) => void late.close().catch(() => undefined));
   } catch (error) {
-    if (error instanceof TemporalConnectError) throw error;
-    throw describeConnectFailure(temporal, error);
+    throw await diagnoseConnectFailure(temporal, error);
   }
   try {
     await checkNamespace(connection.workflowService, temporal);
