@@ -56,6 +56,7 @@ import {
 } from '../workflows/batch';
 import { reportFailuresElsewhere, startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
+import { registerCodecServerCommand } from './codec-server';
 import { fieldMapping, prepareDataset, stageDataset, withDatasetFieldOptions, type FieldOptions } from './dataset-source';
 import {
   episodeSettingOverrides,
@@ -763,6 +764,7 @@ export async function main(argv: string[]): Promise<void> {
   registerTracesCommand(program);
   registerReplicationCommand(program);
   registerExportCommand(program);
+  registerCodecServerCommand(program, nonNegativeInt);
 
   await program.parseAsync(argv);
 }

@@ -5,6 +5,7 @@
  * sees plaintext when there is some), and its history still decodes after a key rotation, with the old key kept as a
  * decrypt-only key; without the old key, one clear line names the missing key id.
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +14,7 @@ import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import type { AnswerRecord, EpisodeResult, MemoryStepRecord } from '../../lib/episode/types';
 import type { BatchSummary } from '../../lib/episode/summary';
+import { findOrInstallTemporalCli, stackPaths } from '../../infra/local-stack';
 import { createBlobStore, episodeAnswerKey, episodeMemoryKey, runResultsPrefix, type BlobStore } from '../../lib/storage';
 import { projectDataConverter } from '../../lib/temporal/data-converter';
 import { projectRoot, type RememConfig } from '../../temporal.config';
@@ -228,7 +230,92 @@ describe('payload encryption', () => {
       await forgetful.connection.close();
     }
   });
+
+  it('serves the codec to the Temporal CLI and the Web UI: decrypted payloads for the allowed, nothing for others', async () => {
+    const token = randomBytes(16).toString('hex');
+    const server = await startCodecServerProcess({
+      ...process.env,
+      REMEMR1_ENCRYPTION_KEYS_FILE: keysFile('keys-codec-server', [k2, k1]),
+      REMEMR1_CODEC_SERVER_TOKEN: token,
+    });
+    try {
+      const temporalCli = findOrInstallTemporalCli(stackPaths(encrypted.config.localDir));
+      const episode = encrypted.executions.find((e) => e.workflowId !== `batch.${encrypted.runId}`) as { workflowId: string };
+      const question = rows[encrypted.results.find((r) => episode.workflowId.endsWith(`.${r.episodeId}`))?.rowIndex ?? -1]?.question;
+      expect(question).toBeDefined();
+      // The history as the CLI prints it, with every payload's data (base64 in its JSON) spelt out.
+      const show = (...extra: string[]): string =>
+        payloadTexts(execFileSync(
+          temporalCli,
+          ['workflow', 'show', '--workflow-id', episode.workflowId, '--namespace', encrypted.config.temporal.namespace,
+            '--address', encrypted.config.temporal.address, '--output', 'json', ...extra],
+          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+        ));
+      expect(show()).not.toContain(question);
+      expect(show('--codec-endpoint', server.url, '--codec-auth', `Bearer ${token}`)).toContain(question);
+      expect(() => show('--codec-endpoint', server.url, '--codec-auth', 'Bearer wrong')).toThrow();
+
+      // The Web UI's browser asks first (CORS preflight): its origin is admitted, another is not.
+      const preflight = (origin: string): Promise<Response> =>
+        fetch(`${server.url}/decode`, { method: 'OPTIONS', headers: { Origin: origin, 'Access-Control-Request-Method': 'POST' } });
+      const ui = new URL(encrypted.config.temporal.uiUrl).origin;
+      const admitted = await preflight(ui);
+      expect([admitted.status, admitted.headers.get('access-control-allow-origin')]).toEqual([204, ui]);
+      expect(admitted.headers.get('access-control-allow-headers')).toMatch(/X-Namespace/);
+      const refused = await preflight('http://elsewhere.example');
+      expect([refused.status, refused.headers.get('access-control-allow-origin')]).toEqual([403, null]);
+      // A payload the codec server cannot decrypt is a one-line JSON error without key material.
+      const unknown = await fetch(`${server.url}/decode`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ payloads: [{ metadata: { encoding: Buffer.from('binary/encrypted').toString('base64'), 'encryption-key-id': Buffer.from('k0').toString('base64') }, data: 'AAAA' }] }),
+      });
+      expect(unknown.status).toBe(400);
+      expect(((await unknown.json()) as { message: string }).message).toMatch(/key id "k0", which is not among the known keys/);
+    } finally {
+      await server.stop();
+    }
+  });
 });
+
+/** `rememr1 codec-server` as a process of its own, until `stop`. */
+async function startCodecServerProcess(env: NodeJS.ProcessEnv): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'codec-server', '--port', '0'], { cwd: projectRoot, env });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let output = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const onData = (data: Buffer): void => {
+      output += data.toString();
+      const match = /codec server on (http:\/\/\S+)/.exec(output);
+      if (match) resolve(match[1]);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    void exited.then(() => reject(new Error(`codec-server exited before serving:\n${output}`)));
+  });
+  return {
+    url,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** The data of every payload in a history printed as JSON, decoded from base64. */
+function payloadTexts(json: string): string {
+  const texts: string[] = [];
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) node.forEach(walk);
+    else if (typeof node === 'object' && node !== null) {
+      const record = node as Record<string, unknown>;
+      if (typeof record.data === 'string' && typeof record.metadata === 'object') texts.push(Buffer.from(record.data, 'base64').toString('utf8'));
+      Object.values(record).forEach(walk);
+    }
+  };
+  walk(JSON.parse(json));
+  return texts.join('\n');
+}
 
 function plainIn(histories: Buffer[], texts: string[]): string[] {
   return [...new Set(histories.flatMap((bytes) => plaintextIn(bytes, texts)))];
