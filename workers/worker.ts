@@ -85,15 +85,24 @@ export async function connectWorker(config: RememConfig): Promise<NativeConnecti
   return connectChecked(() => NativeConnection.connect(temporalConnectionOptions(config.temporal)), config.temporal);
 }
 
-let cachedBundle: Promise<WorkflowBundle> | undefined;
+const cachedBundles = new Map<string, Promise<WorkflowBundle>>();
 
-/** The workflow bundle, built once per process (bundling takes seconds; every worker can share it). */
-export function workflowBundle(): Promise<WorkflowBundle> {
-  cachedBundle ??= bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    logger: quietBundlerLogger,
-  });
-  return cachedBundle;
+/**
+ * The workflow bundle, built once per process and failure converter (bundling takes seconds; every worker can share
+ * it). With encryption on, the bundle carries the failure converter that encrypts failure messages.
+ */
+export function workflowBundle(failureConverterPath?: string): Promise<WorkflowBundle> {
+  const key = failureConverterPath ?? '';
+  let bundle = cachedBundles.get(key);
+  if (bundle === undefined) {
+    bundle = bundleWorkflowCode({
+      workflowsPath: require.resolve('../workflows'),
+      logger: quietBundlerLogger,
+      ...(failureConverterPath ? { failureConverterPath } : {}),
+    });
+    cachedBundles.set(key, bundle);
+  }
+  return bundle;
 }
 
 const quietBundlerLogger = {
@@ -187,7 +196,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         namespace: config.temporal.namespace,
         dataConverter,
         taskQueue: config.taskQueues.orchestration,
-        workflowBundle: await workflowBundle(),
+        workflowBundle: await workflowBundle(dataConverter?.failureConverterPath),
         activities: {
           ...createBatchActivities({ store, openBucket: bucketOpener(config.storage) }),
           ...createTrainingDataActivities({ store }),

@@ -9,5 +9,8 @@ import { AesGcmCodec, loadKeyring } from './codec';
 /** Undefined when encryption is off (Temporal's default converter applies). */
 export function projectDataConverter(config: Pick<RememConfig, 'encryption'>, env: NodeJS.ProcessEnv = process.env): DataConverter | undefined {
   const keyring = loadKeyring(config.encryption, env);
-  return keyring === undefined ? undefined : { payloadCodecs: [new AesGcmCodec(keyring)] };
+  return keyring === undefined ? undefined : { payloadCodecs: [new AesGcmCodec(keyring)], failureConverterPath: encryptedFailureConverterPath };
 }
+
+/** The failure converter module that puts messages and stack traces into encrypted payloads. */
+export const encryptedFailureConverterPath = require.resolve('./failure-converter');

@@ -213,7 +213,7 @@ describe('payload encryption', () => {
     // results, with the rotated keys.
     const dataConverter = projectDataConverter(rotated);
     for (const { workflowId, history } of await rawHistories(encrypted)) {
-      await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter }, history, workflowId);
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle(dataConverter?.failureConverterPath), dataConverter }, history, workflowId);
     }
     // Without the old key: one line naming the key id that is missing, never a hang.
     const forgetful = await connectTestClient({ ...encrypted.config, encryption: { keysFile: keysFile('keys-k2-only', [k2]) } });

@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { projectDataConverter } from '../../../lib/temporal/data-converter';
+import { failureConverter } from '../../../lib/temporal/failure-converter';
 import { AesGcmCodec, EncryptionKeyError, KEY_ID_METADATA, loadKeyring, parseKeyring } from '../../../lib/temporal/codec';
 
 const keyLine = (id: string, bytes = 32): string => `${id}:${randomBytes(bytes).toString('base64')}`;
@@ -56,5 +58,16 @@ describe('AES-256-GCM payload codec', () => {
     expect(() => loadKeyring({ keysFile: file }, { REMEMR1_ENCRYPTION_KEYS: k1 })).toThrow(/both set/);
     expect(loadKeyring({ keysFile: file }, {})?.current.id).toBe('k1');
     expect(loadKeyring({}, {})).toBeUndefined();
+  });
+
+  it('with encryption on, puts failure messages into payloads (which the codec encrypts), and is off without keys', () => {
+    const failure = failureConverter.errorToFailure(ApplicationFailure.nonRetryable(`row 3 quotes: ${secret}`), defaultPayloadConverter);
+    expect(failure.message).not.toContain('confidential');
+    expect(failure.stackTrace ?? '').not.toContain('confidential');
+    expect(failure.encodedAttributes).toBeDefined();
+    expect(projectDataConverter({ encryption: {} }, {})).toBeUndefined();
+    const converter = projectDataConverter({ encryption: {} }, { REMEMR1_ENCRYPTION_KEYS: keyLine('k1') });
+    expect(converter?.payloadCodecs).toHaveLength(1);
+    expect(converter?.failureConverterPath).toBeDefined();
   });
 });
