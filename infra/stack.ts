@@ -8,6 +8,7 @@
  */
 import { Command } from 'commander';
 import { temporalServerAnswers } from '../lib/temporal/client';
+import { devServerRefusal } from '../lib/temporal/connect';
 import { loadConfig } from '../temporal.config';
 import {
   LOCAL_S3_DEFAULTS,
@@ -65,7 +66,15 @@ async function main(): Promise<void> {
     .option('--no-s3', 'do not start the S3 server')
     .option('--codec-endpoint <url>', 'the Web UI decodes payloads through this codec server (`rememr1 codec-server`)')
     .action(async (options: { headless?: boolean; s3: boolean; codecEndpoint?: string }) => {
-      const temporal = await startTemporal({
+      // Settings that name a TLS, authenticated or remote server are never served by a local dev server.
+      const refusal = devServerRefusal(config.temporal);
+      if (refusal !== undefined) {
+        if (!(await temporalServerAnswers(config.temporal))) {
+          throw new Error(`Temporal at ${config.temporal.address} does not answer, and no local dev server is started for it: ${refusal}`);
+        }
+        log(`Temporal at ${config.temporal.address} answers (not a local dev server)`);
+      }
+      const temporal = refusal !== undefined ? undefined : await startTemporal({
         paths,
         address: config.temporal.address,
         namespace: config.temporal.namespace,
@@ -73,7 +82,7 @@ async function main(): Promise<void> {
         uiCodecEndpoint: options.codecEndpoint,
         log,
       });
-      log(`Temporal ${temporal.started ? 'started' : 'already running'} at ${config.temporal.address}`);
+      if (temporal) log(`Temporal ${temporal.started ? 'started' : 'already running'} at ${config.temporal.address}`);
       if (!options.headless) log(`Temporal UI: ${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows`);
       if (options.s3) {
         const env = localS3Environment();
