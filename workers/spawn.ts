@@ -41,6 +41,12 @@ export function workerEnvironment(config: RememConfig): NodeJS.ProcessEnv {
     env.REMEMR1_S3_ENDPOINT = config.storage.endpoint;
     env.REMEMR1_S3_BUCKET = config.storage.bucket;
     env.REMEMR1_S3_PREFIX = config.storage.prefix;
+    const sse = config.storage.serverSideEncryption;
+    if (sse) {
+      env.REMEMR1_S3_SSE = sse.algorithm;
+      if (sse.kmsKeyId) env.REMEMR1_S3_SSE_KMS_KEY_ID = sse.kmsKeyId;
+      if (sse.bucketKeyEnabled !== undefined) env.REMEMR1_S3_SSE_BUCKET_KEY = String(sse.bucketKeyEnabled);
+    }
   }
   return env;
 }
