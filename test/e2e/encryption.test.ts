@@ -231,6 +231,46 @@ describe('payload encryption', () => {
     }
   });
 
+  it('is switched on for the real CLI by REMEMR1_ENCRYPTION_KEYS_FILE, and a missing keys file is one line', async () => {
+    const config = batchConfig('cli');
+    const dataset = path.join(tempDir('e2e-encryption-data'), 'rows.jsonl');
+    fs.writeFileSync(dataset, rows.map((row) => JSON.stringify(row)).join('\n') + '\n');
+    const runId = `enc-cli-${suffix}`;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      REMEMR1_ENCRYPTION_KEYS_FILE: keysFile('keys-cli', [k1]),
+      REMEMR1_MODEL: 'rule:callback',
+      REMEMR1_TASK_QUEUE_ORCHESTRATION: config.taskQueues.orchestration,
+      REMEMR1_TASK_QUEUE_INFERENCE: config.taskQueues.inference,
+      REMEMR1_STORAGE: 'fs',
+      REMEMR1_STORAGE_ROOT: (config.storage as { root: string }).root,
+      CI: '1',
+    };
+    const args = ['qa', '--dataset', dataset, '--run-id', runId, '--chunk-tokens', '128', '--memory-tokens', '512', '--answer-tokens', '128', '--no-ui'];
+    const run = await rememr1(args, env);
+    expect({ code: run.code, complaint: /rememr1:.*/.exec(run.stderr)?.[0] }).toEqual({ code: 0, complaint: undefined });
+    for (const row of rows) expect(run.stdout).toContain(row.answers[0]);
+    // The batch's own history, as stored: no question, no answer.
+    const raw = await connectTestClient(config, { raw: true });
+    try {
+      const bytes = Buffer.from(temporal.api.history.v1.History.encode(await raw.workflow.getHandle(`batch.${runId}`).fetchHistory()).finish());
+      expect(plaintextIn(bytes, [...rows.map((row) => row.question), ...rows.map((row) => row.answers[0])])).toEqual([]);
+      expect(bytes.includes(Buffer.from('binary/encrypted'))).toBe(true);
+    } finally {
+      await raw.connection.close();
+    }
+    // `status` reads the batch through the codec.
+    const status = await rememr1(['status', runId, '--json'], env);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(runId);
+
+    const missing = await rememr1(args, { ...env, REMEMR1_ENCRYPTION_KEYS_FILE: path.join(keysDir, 'no-such-file') });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim()).toBe(
+      `rememr1: cannot read the encryption keys file ${path.join(keysDir, 'no-such-file')} (ENOENT); check REMEMR1_ENCRYPTION_KEYS_FILE`,
+    );
+  });
+
   it('serves the codec to the Temporal CLI and the Web UI: decrypted payloads for the allowed, nothing for others', async () => {
     const token = randomBytes(16).toString('hex');
     const server = await startCodecServerProcess({
@@ -277,6 +317,26 @@ describe('payload encryption', () => {
     }
   });
 });
+
+/** Runs `rememr1 …` (what `npm run rememr1 --` runs) to its end, killed if it outlives `timeoutMs`. */
+function rememr1(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 300_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: projectRoot, env, detached: true });
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    const killer = setTimeout(() => {
+      process.kill(-(child.pid as number), 'SIGKILL');
+      reject(new Error(`rememr1 ${args.join(' ')} did not end within ${timeoutMs / 1000}s\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
+    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(killer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
 
 /** `rememr1 codec-server` as a process of its own, until `stop`. */
 async function startCodecServerProcess(env: NodeJS.ProcessEnv): Promise<{ url: string; stop(): Promise<void> }> {
