@@ -14,6 +14,17 @@ interface CodecServerCliOptions {
   uiOrigin?: string[];
 }
 
+/** A local UI is reached as 127.0.0.1 or as localhost: a browser sends whichever the user typed as the origin. */
+export function loopbackSpellings(url: string): string[] {
+  const origin = new URL(url);
+  if (origin.hostname !== '127.0.0.1' && origin.hostname !== 'localhost') return [origin.origin];
+  return ['127.0.0.1', 'localhost'].map((host) => {
+    const spelt = new URL(origin.origin);
+    spelt.hostname = host;
+    return spelt.origin;
+  });
+}
+
 export function registerCodecServerCommand(program: Command, parsePort: (value: string) => number): void {
   program
     .command('codec-server')
@@ -27,7 +38,7 @@ export function registerCodecServerCommand(program: Command, parsePort: (value: 
       if (keyring === undefined) {
         throw new Error('no encryption keys are configured; set REMEMR1_ENCRYPTION_KEYS_FILE (or REMEMR1_ENCRYPTION_KEYS)');
       }
-      const origins = options.uiOrigin ?? [config.temporal.uiUrl];
+      const origins = options.uiOrigin ?? loopbackSpellings(config.temporal.uiUrl);
       const token = process.env.REMEMR1_CODEC_SERVER_TOKEN || undefined;
       const server = await startCodecServer({ codec: new AesGcmCodec(keyring), host: options.host, port: options.port, allowedOrigins: origins, token });
       console.log(

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { loopbackSpellings } from '../../../cli/codec-server';
 import { projectDataConverter } from '../../../lib/temporal/data-converter';
 import { failureConverter } from '../../../lib/temporal/failure-converter';
 import { AesGcmCodec, EncryptionKeyError, KEY_ID_METADATA, loadKeyring, parseKeyring } from '../../../lib/temporal/codec';
@@ -69,5 +70,10 @@ describe('AES-256-GCM payload codec', () => {
     const converter = projectDataConverter({ encryption: {} }, { REMEMR1_ENCRYPTION_KEYS: keyLine('k1') });
     expect(converter?.payloadCodecs).toHaveLength(1);
     expect(converter?.failureConverterPath).toBeDefined();
+  });
+
+  it('admits a local Web UI under both loopback spellings, and a remote one under its own origin only', () => {
+    expect(loopbackSpellings('http://127.0.0.1:8233')).toEqual(['http://127.0.0.1:8233', 'http://localhost:8233']);
+    expect(loopbackSpellings('https://temporal.example.com/ui')).toEqual(['https://temporal.example.com']);
   });
 });
