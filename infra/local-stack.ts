@@ -181,9 +181,10 @@ export async function startTemporal(options: TemporalServerOptions): Promise<Ser
     ...searchAttributeFlags().flatMap((flag) => ['--search-attribute', flag]),
     ...Object.entries(options.dynamicConfig ?? {}).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]),
   ];
-  if (options.ui) args.push('--ui-ip', '127.0.0.1', '--ui-port', String(port + 1000));
-  if (options.ui && options.uiCodecEndpoint) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
-  else args.push('--headless');
+  if (options.ui) {
+    args.push('--ui-ip', '127.0.0.1', '--ui-port', String(port + 1000));
+    if (options.uiCodecEndpoint) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
+  } else args.push('--headless');
   const logFile = path.join(options.paths.logs, 'temporal.log');
   log(`starting Temporal dev server on ${options.address}${options.ui ? ` (UI http://127.0.0.1:${port + 1000})` : ''}`);
   const pid = startDaemon(cli, args, { pidFile: temporalPidFile(options.paths), logFile });
