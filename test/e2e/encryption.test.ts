@@ -193,6 +193,20 @@ describe('payload encryption', () => {
         // No key material anywhere.
         expect(bytes.includes(Buffer.from(k1.split(':')[1]))).toBe(false);
       }
+      // Search attributes are stored unencrypted: they hold ids, the dataset's name, status and counts, no secret
+      // text. Memos would go through the codec; the project sets none.
+      const raw = await connectTestClient(encrypted.config, { raw: true });
+      try {
+        for (const { workflowId, runId } of encrypted.executions) {
+          const description = await raw.workflow.getHandle(workflowId, runId).describe();
+          const attributes = Buffer.from(JSON.stringify(description.typedSearchAttributes));
+          expect({ workflowId, leaks: plaintextIn(attributes, secrets) }).toEqual({ workflowId, leaks: [] });
+          expect(attributes.includes(Buffer.from(encrypted.runId))).toBe(true);
+          expect(description.memo ?? {}).toEqual({});
+        }
+      } finally {
+        await raw.connection.close();
+      }
     } finally {
       await plainStore.close();
       await encryptedStore.close();
