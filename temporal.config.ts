@@ -89,6 +89,15 @@ export const configSchema = z
           bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
           prefix: z.string(),
           forcePathStyle: z.boolean(),
+          /** S3 server-side encryption on every object written (SSE-KMS or SSE-S3); absent: the bucket's default. */
+          serverSideEncryption: z
+            .object({
+              algorithm: z.enum(['aws:kms', 'aws:kms:dsse', 'AES256']),
+              kmsKeyId: z.string().min(1).optional(),
+              bucketKeyEnabled: z.boolean().optional(),
+            })
+            .strict()
+            .optional(),
         })
         .strict(),
     ]),
@@ -139,6 +148,15 @@ export const configSchema = z
     metrics: z.object({ prometheusBindAddress: hostPort.optional() }).strict(),
     /** A worker's health server (`/healthz` process up, `/readyz` polling and connected) at host:port; absent = off. */
     health: z.object({ bindAddress: hostPort.optional() }).strict(),
+    /**
+     * Payload encryption (lib/temporal/codec.ts): on when a keys file is named here or in REMEMR1_ENCRYPTION_KEYS_FILE,
+     * or keys are given in REMEMR1_ENCRYPTION_KEYS. Only the file's path is configuration; keys never are.
+     */
+    encryption: z
+      .object({
+        keysFile: z.string().min(1).optional(),
+      })
+      .strict(),
     /** Where the local stack (dev server database, MinIO data, installed binaries) lives. */
     localDir: z.string().min(1),
   })
@@ -203,6 +221,7 @@ export function defaultConfig(): RememConfig {
     episodes: { metricsMode: 'project', memoryContent: 'update' },
     metrics: {},
     health: {},
+    encryption: {},
     localDir,
   };
 }
@@ -228,6 +247,9 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_S3_BUCKET', path: ['storage', 'bucket'], type: 'string' },
   { env: 'REMEMR1_S3_PREFIX', path: ['storage', 'prefix'], type: 'string' },
   { env: 'REMEMR1_S3_FORCE_PATH_STYLE', path: ['storage', 'forcePathStyle'], type: 'boolean' },
+  { env: 'REMEMR1_S3_SSE', path: ['storage', 'serverSideEncryption', 'algorithm'], type: 'string' },
+  { env: 'REMEMR1_S3_SSE_KMS_KEY_ID', path: ['storage', 'serverSideEncryption', 'kmsKeyId'], type: 'string' },
+  { env: 'REMEMR1_S3_SSE_BUCKET_KEY', path: ['storage', 'serverSideEncryption', 'bucketKeyEnabled'], type: 'boolean' },
   { env: 'REMEMR1_MODEL', path: ['model', 'path'], type: 'string' },
   { env: 'REMEMR1_EXECUTION_PROVIDER', path: ['model', 'executionProvider'], type: 'string' },
   { env: 'REMEMR1_INTRA_OP_THREADS', path: ['model', 'intraOpThreads'], type: 'number' },
@@ -241,6 +263,7 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_CHUNK_TOKENS', path: ['episodes', 'chunkTokens'], type: 'number' },
   { env: 'REMEMR1_METRICS_BIND_ADDRESS', path: ['metrics', 'prometheusBindAddress'], type: 'string' },
   { env: 'REMEMR1_HEALTH_BIND_ADDRESS', path: ['health', 'bindAddress'], type: 'string' },
+  { env: 'REMEMR1_ENCRYPTION_KEYS_FILE', path: ['encryption', 'keysFile'], type: 'string' },
   { env: 'REMEMR1_LOCAL_DIR', path: ['localDir'], type: 'string' },
 ];
 
@@ -338,7 +361,7 @@ export function loadConfig(options: LoadConfigOptions = {}): RememConfig {
   const storageFromEnv = fromEnv.storage as JsonObject | undefined;
   if (storageFromEnv) {
     const kind = (merged.storage as JsonObject).kind;
-    const irrelevant = kind === 's3' ? ['root'] : ['endpoint', 'region', 'bucket', 'prefix', 'forcePathStyle'];
+    const irrelevant = kind === 's3' ? ['root'] : ['endpoint', 'region', 'bucket', 'prefix', 'forcePathStyle', 'serverSideEncryption'];
     for (const key of irrelevant) delete storageFromEnv[key];
   }
   merged = deepMerge(merged, fromEnv);
@@ -361,6 +384,10 @@ export function loadConfig(options: LoadConfigOptions = {}): RememConfig {
     ['REMEMR1_TEMPORAL_TLS_KEY', tls.clientKeyFile],
   ] as const) {
     if (value && !fs.existsSync(value)) problems.push(`${name}: file ${value} does not exist`);
+  }
+  const sse = config.storage.kind === 's3' ? config.storage.serverSideEncryption : undefined;
+  if (sse?.kmsKeyId !== undefined && !sse.algorithm.startsWith('aws:kms')) {
+    problems.push(`REMEMR1_S3_SSE_KMS_KEY_ID: a KMS key needs REMEMR1_S3_SSE=aws:kms (or aws:kms:dsse), not ${sse.algorithm}`);
   }
   if (Boolean(tls.clientCertificateFile) !== Boolean(tls.clientKeyFile)) {
     problems.push('REMEMR1_TEMPORAL_TLS_CERT and REMEMR1_TEMPORAL_TLS_KEY must be given together (mutual TLS)');

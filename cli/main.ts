@@ -13,7 +13,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   Client,
-  Connection,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
@@ -21,7 +20,7 @@ import {
 } from '@temporalio/client';
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { startTemporal, stackPaths, temporalAnswers } from '../infra/local-stack';
+import { startTemporal, stackPaths } from '../infra/local-stack';
 import { describeGenerationLimits } from '../lib/episode/generation-limits';
 import type { BatchSummary } from '../lib/episode/summary';
 import {
@@ -46,7 +45,8 @@ import {
   runResultsPrefix,
   type BlobStore,
 } from '../lib/storage';
-import { CONNECT_TIMEOUT_MS, connectChecked } from '../lib/temporal/connect';
+import { connectTemporalClient, temporalServerAnswers } from '../lib/temporal/client';
+import { devServerRefusal } from '../lib/temporal/connect';
 import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
 import {
   batchProgressQuery,
@@ -58,6 +58,7 @@ import { embeddedConfigFor } from '../workers/embedded';
 import { startConfiguredHealth } from '../workers/main';
 import { reportFailuresElsewhere, startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
+import { registerCodecServerCommand } from './codec-server';
 import { fieldMapping, prepareDataset, stageDataset, withDatasetFieldOptions, type FieldOptions } from './dataset-source';
 import {
   episodeSettingOverrides,
@@ -166,22 +167,21 @@ export function workflowUiLink(config: RememConfig, workflowId: string): string 
 }
 
 /**
- * Connects to the configured server and namespace; a server that does not answer within a few seconds, or a
- * namespace it does not have, is one line naming the address (or the namespace).
+ * Connects to the configured server and namespace with the project's one set of connection options (TLS / mTLS
+ * files, API key) and its payload codec; a failure is one line naming the address and the setting to check.
  */
-export async function connectClient(config: RememConfig): Promise<Client> {
-  const { address, namespace } = config.temporal;
-  const connection = await connectChecked(
-    () => Connection.connect({ address, apiKey: config.temporal.apiKey, connectTimeout: CONNECT_TIMEOUT_MS }),
-    address,
-    namespace,
-  );
-  return new Client({ connection, namespace });
+export function connectClient(config: RememConfig): Promise<Client> {
+  return connectTemporalClient(config);
 }
 
-/** The embedded default: a local dev server (with the UI) is started when nothing answers at the address. */
+/**
+ * The embedded default: a local dev server (with the UI) is started when nothing answers, and only for a loopback,
+ * plain-text address without an API key; any other server must already run, and the connection that follows says
+ * within seconds what is wrong if it does not answer.
+ */
 export async function ensureTemporal(config: RememConfig, ui: boolean): Promise<void> {
-  if (await temporalAnswers(config.temporal.address)) return;
+  if (devServerRefusal(config.temporal) !== undefined) return;
+  if (await temporalServerAnswers(config.temporal)) return;
   await startTemporal({
     paths: stackPaths(config.localDir),
     address: config.temporal.address,
@@ -772,6 +772,7 @@ export async function main(argv: string[]): Promise<void> {
   registerTracesCommand(program);
   registerReplicationCommand(program);
   registerExportCommand(program);
+  registerCodecServerCommand(program, nonNegativeInt);
 
   await program.parseAsync(argv);
 }

@@ -164,7 +164,7 @@ export async function startTemporal(options: TemporalServerOptions): Promise<Ser
   }
   const { host, port } = splitAddress(options.address);
   if (host !== '127.0.0.1' && host !== 'localhost') {
-    throw new Error(`Temporal at ${options.address} does not answer, and only a local (127.0.0.1) server can be started here.`);
+    throw new Error(`Temporal at ${options.address} does not answer, and only a local (127.0.0.1) server can be started here; check temporal.address (REMEMR1_TEMPORAL_ADDRESS).`);
   }
   const cli = findOrInstallTemporalCli(options.paths, log);
   const dataDir = path.join(options.paths.localDir, 'temporal');

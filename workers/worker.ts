@@ -8,7 +8,6 @@
  *  - all: every role in one process (the embedded default).
  * Scale-out = more processes of a role, on more machines, against one Temporal cluster and one blob store.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   DefaultLogger,
@@ -33,7 +32,8 @@ import { loadConfiguredPolicy } from '../lib/episode/rule-policy';
 import type { Policy, PolicyOptions } from '../lib/model';
 import { PolicyVersionCache } from '../lib/training/policy-versions';
 import { S3BlobStore, createBlobStore, type BlobStore } from '../lib/storage';
-import { connectChecked } from '../lib/temporal/connect';
+import { connectChecked, temporalConnectionOptions } from '../lib/temporal/connect';
+import { projectDataConverter } from '../lib/temporal/data-converter';
 import type { RememConfig } from '../temporal.config';
 
 export type WorkerRole = 'inference' | 'orchestration' | 'trainer' | 'all';
@@ -108,43 +108,34 @@ function jsonLogLine(entry: LogEntry): void {
   (level === 'ERROR' || level === 'WARN' ? process.stderr : process.stdout).write(`${line}\n`);
 }
 
-/** Connects to the configured server and checks the namespace: one clear line when either is wrong. */
+/**
+ * Connects to the configured server with the project's one set of connection options (TLS / mTLS files, API key)
+ * and checks the namespace: one clear line, within seconds, when either is wrong.
+ */
 export async function connectWorker(config: RememConfig): Promise<NativeConnection> {
   installRuntime(config);
-  const { address, namespace } = config.temporal;
-  return connectChecked(() => openWorkerConnection(config), address, namespace);
+  return connectChecked(() => NativeConnection.connect(temporalConnectionOptions(config.temporal)), config.temporal);
 }
 
-function openWorkerConnection(config: RememConfig): Promise<NativeConnection> {
-  const { tls } = config.temporal;
-  return NativeConnection.connect({
-    address: config.temporal.address,
-    apiKey: config.temporal.apiKey,
-    tls: tls.enabled
-      ? {
-          serverNameOverride: tls.serverNameOverride,
-          serverRootCACertificate: tls.serverRootCACertificateFile
-            ? fs.readFileSync(tls.serverRootCACertificateFile)
-            : undefined,
-          clientCertPair:
-            tls.clientCertificateFile && tls.clientKeyFile
-              ? { crt: fs.readFileSync(tls.clientCertificateFile), key: fs.readFileSync(tls.clientKeyFile) }
-              : undefined,
-        }
-      : undefined,
-  });
-}
+const cachedBundles = new Map<string, Promise<WorkflowBundle>>();
 
-let cachedBundle: Promise<WorkflowBundle> | undefined;
-
-/** The workflow bundle, built once per process (bundling takes seconds; every worker can share it). */
-export function workflowBundle(): Promise<WorkflowBundle> {
-  cachedBundle ??= bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    workflowInterceptorModules: [require.resolve('../workflows/interceptors')],
-    logger: quietBundlerLogger,
-  });
-  return cachedBundle;
+/**
+ * The workflow bundle, built once per process and failure converter (bundling takes seconds; every worker can share
+ * it). With encryption on, the bundle carries the failure converter that encrypts failure messages.
+ */
+export function workflowBundle(failureConverterPath?: string): Promise<WorkflowBundle> {
+  const key = failureConverterPath ?? '';
+  let bundle = cachedBundles.get(key);
+  if (bundle === undefined) {
+    bundle = bundleWorkflowCode({
+      workflowsPath: require.resolve('../workflows'),
+      workflowInterceptorModules: [require.resolve('../workflows/interceptors')],
+      logger: quietBundlerLogger,
+      ...(failureConverterPath ? { failureConverterPath } : {}),
+    });
+    cachedBundles.set(key, bundle);
+  }
+  return bundle;
 }
 
 const quietBundlerLogger = {
@@ -206,6 +197,8 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   installRuntime(config);
   const connection = options.connection ?? (await connectWorker(config));
   const store = options.store ?? createBlobStore(config.storage);
+  // Payload encryption when keys are configured: the same codec as the clients built from this configuration.
+  const dataConverter = projectDataConverter(config);
   const workers: Worker[] = [];
   let policy: Policy | undefined = options.policy;
   let versions: PolicyVersionCache | undefined;
@@ -224,6 +217,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         connection,
         namespace: config.temporal.namespace,
         interceptors: { activity: [logIdsInterceptor] },
+        dataConverter,
         taskQueue: config.taskQueues.inference,
         activities: createModelActivities({ store, policy: policyProvider(policy, versions) }),
         maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentModelSteps,
@@ -237,8 +231,9 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         connection,
         namespace: config.temporal.namespace,
         interceptors: { activity: [logIdsInterceptor] },
+        dataConverter,
         taskQueue: config.taskQueues.orchestration,
-        workflowBundle: await workflowBundle(),
+        workflowBundle: await workflowBundle(dataConverter?.failureConverterPath),
         activities: {
           ...createBatchActivities({ store, openBucket: bucketOpener(config.storage) }),
           ...createTrainingDataActivities({ store }),
@@ -263,6 +258,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         connection,
         namespace: config.temporal.namespace,
         interceptors: { activity: [logIdsInterceptor] },
+        dataConverter,
         taskQueue: config.taskQueues.trainer,
         activities,
         maxConcurrentActivityTaskExecutions: 1,
