@@ -3,17 +3,30 @@
  * on, a batch found through the list's search-attribute filter, its Current Details while episodes run (they
  * wait for an inference worker that starts only afterwards, so "running" holds still while it is read), a running
  * episode's Current Details, then a finished episode opened from the list: its question in the Result and its final
- * progress in Current Details. Screenshots are kept in test-artifacts/web-ui/ (REMEMR1_TEST_ARTIFACTS moves it).
+ * progress in Current Details; with payload encryption on, an episode's question shown decrypted by a UI given the
+ * codec server while its history holds no plaintext. Screenshots are kept in test-artifacts/web-ui/ (REMEMR1_TEST_ARTIFACTS moves it).
  *
  * In CI (CI=true, set by .ci/run) a missing Chromium or playwright-core fails the test; elsewhere it is skipped
  * with the reason printed.
  */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { AesGcmCodec, loadKeyring } from '../../lib/temporal/codec';
+import { startCodecServer } from '../../lib/temporal/codec-server';
 import { episodeProgressQuery, type episodeWorkflow } from '../../workflows/episode';
 import { batchProgressQuery, type BatchProgress } from '../../workflows/batch';
 import { startSyntheticBatch } from '../support/batch';
 import { WorkerRig } from '../support/rig';
-import { eventually, requireStackEnvironment, testConfig } from '../support/stack';
+import {
+  connectTestClient,
+  eventually,
+  freePortPair,
+  requireStackEnvironment,
+  tempDir,
+  testConfig,
+} from '../support/stack';
 import {
   artifactDir,
   browserPrerequisites,
@@ -131,7 +144,45 @@ if (!runsHere && !prerequisites.ok)
     console.log(`[web-ui] screenshots in ${artifacts}`);
   }, 600_000);
 
-  // With payload encryption on (another part of issue 13): start the server with startUiServer(name, { codecEndpoint })
-  // and the workers with the codec, then payloadsShow(page, question) on the episode's page as above.
-  it.todo('shows the decrypted question through the codec server');
+  it('shows an encrypted episode’s question decrypted through the codec server, and only through it', async () => {
+    // Payload encryption on for the workers and the client; a second dev server whose UI knows the codec server.
+    const keysFile = path.join(tempDir('web-ui-keys'), 'keys');
+    fs.writeFileSync(keysFile, `ui-${Date.now().toString(36)}:${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+    const keyring = loadKeyring({ keysFile })!;
+    const port = await freePortPair();
+    const codecServer = await startCodecServer({
+      codec: new AesGcmCodec(keyring),
+      port: 0,
+      allowedOrigins: [`http://127.0.0.1:${port + 1}`],
+    });
+    const encryptedServer = await startUiServer('web-ui-codec', { port, codecEndpoint: codecServer.url });
+    const config = { ...testConfig('web-ui-codec', { address: encryptedServer.address }), encryption: { keysFile } };
+    const rig = await WorkerRig.start(config);
+    try {
+      const runId = `web-ui-codec-${Date.now().toString(36)}`;
+      const handle = await startSyntheticBatch(rig.client, config, rig.store, runId, { seed: 22, questions: 1 });
+      await handle.result();
+      const episodeId = `${runId}.row-000000000`;
+      const { question } = await rig.client.workflow.getHandle<typeof episodeWorkflow>(episodeId).result();
+      // The history holds no plaintext question (read without the codec)…
+      const raw = await connectTestClient(config, { raw: true });
+      try {
+        const history = await raw.workflow.getHandle(episodeId).fetchHistory();
+        expect(JSON.stringify(history).includes(question)).toBe(false);
+      } finally {
+        await raw.connection.close();
+      }
+      // …while the UI, given the codec server, shows it.
+      await openFromList(page, encryptedServer, `RememRunId = '${runId}' AND RememKind = 'episode'`, episodeId, {
+        dir: artifacts,
+        step: '8-encrypted-episode-in-list',
+      });
+      await payloadsShow(page, question);
+      await screenshot(page, artifacts, '9-encrypted-episode-decrypted');
+    } finally {
+      await rig.close();
+      await encryptedServer.stop();
+      await codecServer.close();
+    }
+  }, 600_000);
 });

@@ -85,9 +85,10 @@ export interface UiServer {
  */
 export async function startUiServer(
   name: string,
-  options: { codecEndpoint?: string } = {},
+  options: { codecEndpoint?: string; port?: number } = {},
 ): Promise<UiServer> {
-  const port = await freePortPair();
+  // A caller that must know the UI's origin first (a codec server admits it by origin) picks the port pair.
+  const port = options.port ?? (await freePortPair());
   const uiPort = port + 1;
   // Its own state folder, but the project's installed tools (a temp folder would install the CLI again).
   const paths: StackPaths = {
