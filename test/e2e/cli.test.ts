@@ -3,7 +3,6 @@
  * test run's Temporal dev server, with task queues and a blob folder of its own: each dataset format end to end,
  * and the mistakes that used to hang, retry forever or answer from the wrong data. Every run is bounded in time.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,6 +13,7 @@ import { PolicyTokenizer } from '../../lib/model';
 import { FsBlobStore, episodeAnswerKey, episodeMemoryKey, runResultsPrefix } from '../../lib/storage';
 import { loadConfig, projectRoot } from '../../temporal.config';
 import { startWorkers } from '../../workers/worker';
+import { startRememr1, type CliRun, type RunningCli } from '../support/cli';
 import {
   connectTestClient,
   eventually,
@@ -26,16 +26,6 @@ import {
 requireStackEnvironment();
 // Each command has its own time limit (below); a test may run several on a busy machine.
 jest.setTimeout(600_000);
-
-interface CliRun {
-  code: number | null;
-  /** The signal that ended npm itself: after its command ends, npm re-raises a signal it received. */
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** From the signal (or the start, when none was sent) to the end of the command. */
-  seconds: number;
-}
 
 const suffix = randomUUID().slice(0, 8);
 const blobRoot = tempDir('e2e-cli-blobs');
@@ -62,57 +52,6 @@ const quick = [
   '--no-ui',
 ];
 
-interface RunningCli {
-  /** Resolves when the command has ended and its output is closed. */
-  done: Promise<CliRun>;
-  /** Sends a signal to the command's process group, as a terminal's Ctrl-C does. */
-  signal(signal: NodeJS.Signals): void;
-}
-
-/**
- * Starts `node --import tsx cli/main.ts …` (what `npm run rememr1 --` runs) in a process group of its own; the group is
- * killed, and `done` rejects, if the command outlives `timeoutMs`.
- */
-function startRememr1(
-  args: string[],
-  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; onStdout?: (stdout: string) => void } = {},
-): RunningCli {
-  const timeoutMs = options.timeoutMs ?? 90_000;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
-    cwd: projectRoot,
-    env: options.env ?? cliEnv,
-    detached: true,
-  });
-  let started = Date.now();
-  const done = new Promise<CliRun>((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    const killer = setTimeout(() => {
-      process.kill(-(child.pid as number), 'SIGKILL');
-      reject(
-        new Error(`rememr1 ${args.join(' ')} did not end within ${timeoutMs / 1000}s\n${stdout}\n${stderr}`),
-      );
-    }, timeoutMs);
-    child.stdout.on('data', (data: Buffer) => {
-      stdout += data.toString();
-      options.onStdout?.(stdout);
-    });
-    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(killer);
-      resolve({ code, signal, stdout, stderr, seconds: (Date.now() - started) / 1000 });
-    });
-  });
-  return {
-    done,
-    signal: (signal) => {
-      started = Date.now();
-      process.kill(-(child.pid as number), signal);
-    },
-  };
-}
-
 /** Runs the command to its end; `interrupt` sends a signal once stdout matches `after` and `delayMs` passed. */
 function rememr1(
   args: string[],
@@ -126,6 +65,7 @@ function rememr1(
   let signalled = false;
   const running: RunningCli = startRememr1(args, {
     ...options,
+    env: options.env ?? cliEnv,
     onStdout: (stdout) => {
       if (!interrupt || signalled || !interrupt.after.test(stdout)) return;
       signalled = true;

@@ -21,6 +21,7 @@ import { projectRoot, type RememConfig } from '../../temporal.config';
 import { batchQAWorkflow } from '../../workflows/batch';
 import { startWorkers, workflowBundle } from '../../workers/worker';
 import { connectTestClient, eventually, requireStackEnvironment, tempDir, testConfig, testSettings } from '../support/stack';
+import { runRememr1, type CliRun } from '../support/cli';
 
 requireStackEnvironment();
 jest.setTimeout(600_000);
@@ -332,25 +333,6 @@ describe('payload encryption', () => {
   });
 });
 
-/** Runs `rememr1 …` (what `npm run rememr1 --` runs) to its end, killed if it outlives `timeoutMs`. */
-function rememr1(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 300_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: projectRoot, env, detached: true });
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    const killer = setTimeout(() => {
-      process.kill(-(child.pid as number), 'SIGKILL');
-      reject(new Error(`rememr1 ${args.join(' ')} did not end within ${timeoutMs / 1000}s\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
-    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** `rememr1 codec-server` as a process of its own, until `stop`. */
 async function startCodecServerProcess(env: NodeJS.ProcessEnv): Promise<{ url: string; stop(): Promise<void> }> {
@@ -393,4 +375,9 @@ function payloadTexts(json: string): string {
 
 function plainIn(histories: Buffer[], texts: string[]): string[] {
   return [...new Set(histories.flatMap((bytes) => plaintextIn(bytes, texts)))];
+}
+
+/** Runs `rememr1 …` to its end, killed if it outlives `timeoutMs`. */
+function rememr1(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 300_000): Promise<CliRun> {
+  return runRememr1(args, { env, timeoutMs });
 }

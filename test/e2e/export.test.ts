@@ -3,7 +3,6 @@
  * sharded Parquet to a folder and as JSON Lines to the real MinIO, read back with hyparquet; and the command's
  * mistakes (no such run, a bucket that does not exist, a destination in use), one line each.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,32 +12,15 @@ import { RESULT_COLUMNS, type ExportRow } from '../../lib/export/result-rows';
 import type { BatchSummary } from '../../lib/episode/summary';
 import { FsBlobStore, type BlobStore } from '../../lib/storage';
 import { openLocation, parseLocation, s3EndpointFromEnvironment } from '../../lib/storage/location';
-import { projectRoot } from '../../temporal.config';
 import { batchQAWorkflow } from '../../workflows/batch';
 import { WorkerRig } from '../support/rig';
 import { requireStackEnvironment, tempDir, testConfig, testSettings } from '../support/stack';
+import { runRememr1, type CliRun } from '../support/cli';
 
 requireStackEnvironment();
 
-/** Runs `npx tsx cli/main.ts …` to its end (bounded in time) and returns its exit code and output. */
-function rememr1(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn('npx', ['tsx', 'cli/main.ts', ...args], { cwd: projectRoot, env, detached: true });
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    const killer = setTimeout(() => {
-      process.kill(-(child.pid as number), 'SIGKILL');
-      reject(new Error(`rememr1 ${args.join(' ')} did not end within 60s\n${stdout}\n${stderr}`));
-    }, 60_000);
-    child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
-    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const rememr1 = (args: string[], env: NodeJS.ProcessEnv): Promise<CliRun> => runRememr1(args, { env, timeoutMs: 60_000 });
+
 
 /** stderr without npm's own notices. */
 function errorLines(stderr: string): string[] {

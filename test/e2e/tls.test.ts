@@ -4,24 +4,17 @@
  * certificates made here; and one clear line, never a hang or a local server started instead, for a wrong address,
  * an untrusted server certificate, a refused client certificate, or TLS asked of a plain-text server.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EpisodeResult } from '../../lib/episode/types';
 import { FsBlobStore, runResultsPrefix } from '../../lib/storage';
-import { projectRoot } from '../../temporal.config';
 import { freePortPair, requireStackEnvironment, tempDir } from '../support/stack';
 import { makeTestCertificates, startTlsProxy, type TestCertificates, type TlsProxy } from '../support/tls';
+import { runRememr1, type CliRun } from '../support/cli';
 
 requireStackEnvironment();
 jest.setTimeout(600_000);
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 const suffix = randomUUID().slice(0, 8);
 const blobRoot = tempDir('e2e-tls-blobs');
@@ -30,25 +23,8 @@ const devServer = process.env.REMEMR1_TEMPORAL_ADDRESS as string;
 let certificates: TestCertificates;
 let proxy: TlsProxy;
 
-/** Runs `rememr1 …` to its end in a process group of its own, killed if it outlives `timeoutMs`. */
-function rememr1(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 180_000): Promise<CliRun> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: projectRoot, env, detached: true });
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    const killer = setTimeout(() => {
-      process.kill(-(child.pid as number), 'SIGKILL');
-      reject(new Error(`rememr1 ${args.join(' ')} did not end within ${timeoutMs / 1000}s\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
-    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const rememr1 = (args: string[], env: NodeJS.ProcessEnv): Promise<CliRun> => runRememr1(args, { env, timeoutMs: 180_000 });
+
 
 /** The environment of a user pointing the CLI at a TLS server: everything from the shared settings. */
 function tlsEnv(overrides: Record<string, string>): NodeJS.ProcessEnv {

@@ -3,12 +3,10 @@
  * a schedule created by `schedule create` fires and starts a training run, and bad input is one clear line with
  * nothing started (no upload, no workflow, no schedule).
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
-import { projectRoot } from '../../temporal.config';
 import {
   connectTestClient,
   eventually,
@@ -16,15 +14,9 @@ import {
   tempDir,
   testConfig,
 } from '../support/stack';
+import { ownStderr, runRememr1, type CliRun } from '../support/cli';
 
 requireStackEnvironment();
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  /** Standard error without the package manager's own warnings. */
-  stderr: string;
-}
 
 const suffix = randomUUID().slice(0, 8);
 const blobRoot = tempDir('e2e-train-blobs');
@@ -39,31 +31,11 @@ const cliEnv: NodeJS.ProcessEnv = {
   CI: '1',
 };
 
-/** Runs `tsx cli/main.ts …`; killed (and failed) if it outlives `timeoutMs`. */
-function rememr1(args: string[], env: NodeJS.ProcessEnv = cliEnv, timeoutMs = 60_000): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const tsx = path.join(projectRoot, 'node_modules', '.bin', 'tsx');
-    const child = spawn(tsx, ['cli/main.ts', ...args], { cwd: projectRoot, env });
-    let stdout = '';
-    let stderr = '';
-    const killer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(
-        new Error(`rememr1 ${args.join(' ')} did not end within ${timeoutMs / 1000}s\n${stdout}\n${stderr}`),
-      );
-    }, timeoutMs);
-    child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
-    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(killer);
-      const own = stderr
-        .split('\n')
-        .filter((line) => line.trim() !== '' && !/^npm warn/i.test(line))
-        .join('\n');
-      resolve({ code, stdout, stderr: own });
-    });
-  });
+
+/** Runs `rememr1 …` to its end (bounded in time); standard error without the package manager's warnings. */
+async function rememr1(args: string[], env: NodeJS.ProcessEnv = cliEnv, timeoutMs = 60_000): Promise<CliRun> {
+  const run = await runRememr1(args, { env, timeoutMs });
+  return { ...run, stderr: ownStderr(run) };
 }
 
 function writeData(name: string, rows: unknown[]): string {
