@@ -4,8 +4,9 @@
  */
 import { InferenceSession, Tensor, listSupportedBackends } from 'onnxruntime-node';
 import { ExecutionProviderError } from './errors';
-import { KvCache, presentKeyName, presentValueName, type CacheShape } from './kv-cache';
+import { KvCache, type CacheShape } from './kv-cache';
 import { SAMPLING_HEAD, type SamplingHeadInfo } from './sampling-head';
+import { DECODER_NAMES } from './tensor-names';
 
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'webgpu'] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
@@ -168,7 +169,7 @@ export class DecoderRunner {
   ) {
     this.drawFetches = [SAMPLING_HEAD.sampledBlock, SAMPLING_HEAD.blockProbabilities];
     for (let layer = 0; layer < cacheShape.layers; layer++)
-      this.drawFetches.push(presentKeyName(layer), presentValueName(layer));
+      this.drawFetches.push(DECODER_NAMES.presentKey(layer), DECODER_NAMES.presentValue(layer));
     this.candidateFetches = [
       ...this.drawFetches,
       SAMPLING_HEAD.candidateBlocks,
@@ -180,9 +181,9 @@ export class DecoderRunner {
   async forward(input: ForwardInput): Promise<ForwardOutput> {
     const { rows, sequence } = input;
     const feeds: Record<string, Tensor> = {
-      input_ids: new Tensor('int64', input.inputIds, [rows, sequence]),
-      attention_mask: new Tensor('int64', input.attentionMask, [rows, input.cache.columns + sequence]),
-      position_ids: new Tensor('int64', input.positionIds, [rows, sequence]),
+      [DECODER_NAMES.inputIds]: new Tensor('int64', input.inputIds, [rows, sequence]),
+      [DECODER_NAMES.attentionMask]: new Tensor('int64', input.attentionMask, [rows, input.cache.columns + sequence]),
+      [DECODER_NAMES.positionIds]: new Tensor('int64', input.positionIds, [rows, sequence]),
       ...input.cache.pastFeeds(),
       [SAMPLING_HEAD.inverseTemperature]: new Tensor('float32', input.inverseTemperature, [rows]),
       [SAMPLING_HEAD.blockUniform]: new Tensor('float32', input.blockUniform, [rows, 1]),
