@@ -33,7 +33,8 @@ import { S3BlobStore, createBlobStore, type BlobStore } from '../lib/storage';
 import { connectChecked } from '../lib/temporal/connect';
 import type { RememConfig } from '../temporal.config';
 
-export type WorkerRole = 'inference' | 'orchestration' | 'trainer' | 'all';
+export const WORKER_ROLES = ['inference', 'orchestration', 'trainer', 'all'] as const;
+export type WorkerRole = (typeof WORKER_ROLES)[number];
 
 let runtimeInstalled = false;
 /** Set by a command that reports failures itself (`qa`): its embedded worker does not dump them as well. */

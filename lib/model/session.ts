@@ -4,12 +4,12 @@
  */
 import { InferenceSession, Tensor, listSupportedBackends } from 'onnxruntime-node';
 import { ExecutionProviderError } from './errors';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from './execution-providers';
 import { KvCache, type CacheShape } from './kv-cache';
 import { SAMPLING_HEAD, type SamplingHeadInfo } from './sampling-head';
 import { DECODER_NAMES } from './tensor-names';
 
-export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'webgpu'] as const;
-export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+export { EXECUTION_PROVIDERS, type ExecutionProvider };
 
 export interface RuntimeOptions {
   /** Default 'cpu'. 'cuda' needs onnxruntime-node's CUDA binaries; 'webgpu' needs a GPU adapter. */

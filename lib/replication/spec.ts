@@ -3,6 +3,7 @@
  * which evaluation seeds, and the agents compared. A committed JSON file; `rememr1 replication` evaluates it.
  */
 import { z } from 'zod';
+import { AGENT_MODES } from '../agent/mode';
 import type { BenchmarkSpec } from '../data/distant-evidence';
 
 export const REPLICATION_SPEC_FORMAT = 'rememr1-replication/1';
@@ -20,7 +21,7 @@ const variantSchema = z
      * `version:NAME` (an exported policy version in the configured blob store).
      */
     policy: z.string().min(1),
-    mode: z.enum(['rememr1', 'memagent']).default('rememr1'),
+    mode: z.enum(AGENT_MODES).default('rememr1'),
     /** false: the model's `<recall>` queries are answered with nothing (the callback ablation). */
     callback: z.boolean().default(true),
   })
