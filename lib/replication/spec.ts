@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { AGENT_MODES } from '../agent/mode';
-import type { BenchmarkSpec } from '../data/distant-evidence';
+import { ENTITY_VOCABULARIES, EVIDENCE_ORDERS, type BenchmarkSpec } from '../data/distant-evidence';
 
 export const REPLICATION_SPEC_FORMAT = 'rememr1-replication/1';
 
@@ -38,11 +38,11 @@ export const replicationSpecSchema = z
         chunks: z.array(positive).min(1),
         chunkTokens: positive,
         hops: z.array(positive).min(1),
-        order: z.enum(['forward', 'reverse', 'random']),
+        order: z.enum(EVIDENCE_ORDERS),
         minEvidenceGap: z.number().int().nonnegative(),
         distractorsPerChunk: z.number().int().nonnegative(),
         distractorSimilarity: z.number().min(0).max(1),
-        vocabulary: z.enum(['words', 'syllables']),
+        vocabulary: z.enum(ENTITY_VOCABULARIES),
         /** The split the rows come from (`test` for the table). */
         split: z.string().regex(/^[a-z0-9-]+$/),
       })
