@@ -92,6 +92,15 @@ export const configSchema = z
           bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
           prefix: z.string(),
           forcePathStyle: z.boolean(),
+          /** S3 server-side encryption on every object written (SSE-KMS or SSE-S3); absent: the bucket's default. */
+          serverSideEncryption: z
+            .object({
+              algorithm: z.enum(['aws:kms', 'aws:kms:dsse', 'AES256']),
+              kmsKeyId: z.string().min(1).optional(),
+              bucketKeyEnabled: z.boolean().optional(),
+            })
+            .strict()
+            .optional(),
         })
         .strict(),
     ]),
@@ -133,6 +142,22 @@ export const configSchema = z
         answerMaxNewTokens: z.number().int().min(1).optional(),
         /** Chunk size in tokens. Absent: the model's generation_config.json (`rememr1.chunk_tokens`), else 512. */
         chunkTokens: z.number().int().min(1).optional(),
+      })
+      .strict(),
+    /**
+     * Prometheus metrics of a worker process: Temporal's runtime serves `/metrics` at this host:port with the SDK's
+     * own metrics and the project's (recorded through the same meter). Absent = no endpoint (the local default).
+     */
+    metrics: z.object({ prometheusBindAddress: hostPort.optional() }).strict(),
+    /** A worker's health server (`/healthz` process up, `/readyz` polling and connected) at host:port; absent = off. */
+    health: z.object({ bindAddress: hostPort.optional() }).strict(),
+    /**
+     * Payload encryption (lib/temporal/codec.ts): on when a keys file is named here or in REMEMR1_ENCRYPTION_KEYS_FILE,
+     * or keys are given in REMEMR1_ENCRYPTION_KEYS. Only the file's path is configuration; keys never are.
+     */
+    encryption: z
+      .object({
+        keysFile: z.string().min(1).optional(),
       })
       .strict(),
     /** Where the local stack (dev server database, MinIO data, installed binaries) lives. */
@@ -197,6 +222,9 @@ export function defaultConfig(): RememConfig {
       shutdownGraceTime: '30s',
     },
     episodes: { metricsMode: DEFAULT_METRICS_MODE, memoryContent: DEFAULT_MEMORY_CONTENT },
+    metrics: {},
+    health: {},
+    encryption: {},
     localDir,
   };
 }
@@ -222,6 +250,9 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_S3_BUCKET', path: ['storage', 'bucket'], type: 'string' },
   { env: 'REMEMR1_S3_PREFIX', path: ['storage', 'prefix'], type: 'string' },
   { env: 'REMEMR1_S3_FORCE_PATH_STYLE', path: ['storage', 'forcePathStyle'], type: 'boolean' },
+  { env: 'REMEMR1_S3_SSE', path: ['storage', 'serverSideEncryption', 'algorithm'], type: 'string' },
+  { env: 'REMEMR1_S3_SSE_KMS_KEY_ID', path: ['storage', 'serverSideEncryption', 'kmsKeyId'], type: 'string' },
+  { env: 'REMEMR1_S3_SSE_BUCKET_KEY', path: ['storage', 'serverSideEncryption', 'bucketKeyEnabled'], type: 'boolean' },
   { env: 'REMEMR1_MODEL', path: ['model', 'path'], type: 'string' },
   { env: 'REMEMR1_EXECUTION_PROVIDER', path: ['model', 'executionProvider'], type: 'string' },
   { env: 'REMEMR1_INTRA_OP_THREADS', path: ['model', 'intraOpThreads'], type: 'number' },
@@ -233,6 +264,9 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_MEMORY_MAX_NEW_TOKENS', path: ['episodes', 'memoryMaxNewTokens'], type: 'number' },
   { env: 'REMEMR1_ANSWER_MAX_NEW_TOKENS', path: ['episodes', 'answerMaxNewTokens'], type: 'number' },
   { env: 'REMEMR1_CHUNK_TOKENS', path: ['episodes', 'chunkTokens'], type: 'number' },
+  { env: 'REMEMR1_METRICS_BIND_ADDRESS', path: ['metrics', 'prometheusBindAddress'], type: 'string' },
+  { env: 'REMEMR1_HEALTH_BIND_ADDRESS', path: ['health', 'bindAddress'], type: 'string' },
+  { env: 'REMEMR1_ENCRYPTION_KEYS_FILE', path: ['encryption', 'keysFile'], type: 'string' },
   { env: 'REMEMR1_LOCAL_DIR', path: ['localDir'], type: 'string' },
 ];
 
@@ -268,6 +302,12 @@ function setPath(target: JsonObject, keys: string[], value: unknown): void {
   node[keys[keys.length - 1]] = value;
 }
 
+/** The fields a store of `kind` starts from when a file or the environment switches to it. */
+function storageDefaults(kind: 's3' | 'fs'): JsonObject {
+  if (kind === 's3') return { kind: 's3', region: 'us-east-1', bucket: 'rememr1', prefix: '', forcePathStyle: true };
+  return defaultConfig().storage as unknown as JsonObject;
+}
+
 export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** Optional JSON file; defaults to $REMEMR1_CONFIG. */
@@ -292,6 +332,9 @@ export function loadConfig(options: LoadConfigOptions = {}): RememConfig {
       throw new ConfigError([`config file ${file}: ${(error as Error).message}`]);
     }
     if (!isObject(parsed)) throw new ConfigError([`config file ${file}: expected a JSON object at the top level`]);
+    // A file that switches the storage kind replaces the default store's fields instead of merging into them.
+    const fileKind = isObject(parsed.storage) ? parsed.storage.kind : undefined;
+    if ((fileKind === 's3' || fileKind === 'fs') && fileKind !== (merged.storage as JsonObject).kind) merged.storage = storageDefaults(fileKind);
     merged = deepMerge(merged, parsed);
   }
 
@@ -313,18 +356,15 @@ export function loadConfig(options: LoadConfigOptions = {}): RememConfig {
   }
   // Switching storage to S3 from the environment brings S3 defaults for the fields not given.
   const storageKindFromEnv = (fromEnv.storage as JsonObject | undefined)?.kind;
-  if (storageKindFromEnv === 's3' && (merged.storage as JsonObject).kind !== 's3') {
-    merged.storage = { kind: 's3', region: 'us-east-1', bucket: 'rememr1', prefix: '', forcePathStyle: true };
-  }
-  if (storageKindFromEnv === 'fs' && (merged.storage as JsonObject).kind !== 'fs') {
-    merged.storage = defaultConfig().storage as unknown as JsonObject;
+  if ((storageKindFromEnv === 's3' || storageKindFromEnv === 'fs') && (merged.storage as JsonObject).kind !== storageKindFromEnv) {
+    merged.storage = storageDefaults(storageKindFromEnv);
   }
   // S3 variables only matter for S3 storage, and the root only for the filesystem: a machine may well have
   // REMEMR1_S3_* set while a run uses local storage.
   const storageFromEnv = fromEnv.storage as JsonObject | undefined;
   if (storageFromEnv) {
     const kind = (merged.storage as JsonObject).kind;
-    const irrelevant = kind === 's3' ? ['root'] : ['endpoint', 'region', 'bucket', 'prefix', 'forcePathStyle'];
+    const irrelevant = kind === 's3' ? ['root'] : ['endpoint', 'region', 'bucket', 'prefix', 'forcePathStyle', 'serverSideEncryption'];
     for (const key of irrelevant) delete storageFromEnv[key];
   }
   merged = deepMerge(merged, fromEnv);
@@ -347,6 +387,10 @@ export function loadConfig(options: LoadConfigOptions = {}): RememConfig {
     ['REMEMR1_TEMPORAL_TLS_KEY', tls.clientKeyFile],
   ] as const) {
     if (value && !fs.existsSync(value)) problems.push(`${name}: file ${value} does not exist`);
+  }
+  const sse = config.storage.kind === 's3' ? config.storage.serverSideEncryption : undefined;
+  if (sse?.kmsKeyId !== undefined && !sse.algorithm.startsWith('aws:kms')) {
+    problems.push(`REMEMR1_S3_SSE_KMS_KEY_ID: a KMS key needs REMEMR1_S3_SSE=aws:kms (or aws:kms:dsse), not ${sse.algorithm}`);
   }
   if (Boolean(tls.clientCertificateFile) !== Boolean(tls.clientKeyFile)) {
     problems.push('REMEMR1_TEMPORAL_TLS_CERT and REMEMR1_TEMPORAL_TLS_KEY must be given together (mutual TLS)');

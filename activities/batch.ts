@@ -20,6 +20,7 @@ import {
   type BlobStore,
 } from '../lib/storage';
 import { failFastOnBadInput } from './failures';
+import { recordRowsFailed } from './observability';
 
 export interface BatchIndex {
   rows: number;
@@ -164,6 +165,7 @@ export function createBatchActivities(deps: BatchActivityDeps) {
         await store.putJson(batchRowErrorsKey(runId), { invalidRows, errors, truncated: invalidRows > errors.length });
         const index: BatchIndex = { rows, validRows: rows - invalidRows, invalidRows, pages, pageSize };
         await store.putIfAbsent(batchIndexKey(runId), JSON.stringify(index));
+        recordRowsFailed('malformed', invalidRows);
         return index;
       });
     },
@@ -232,6 +234,7 @@ export function createBatchActivities(deps: BatchActivityDeps) {
         if (page.length > 0) await flush();
         const index: ShardIndex = { rows, validRows: rows - invalidRows, invalidRows, pages, errors, truncated: invalidRows > errors.length };
         await store.putJson(doneKey, index);
+        recordRowsFailed('malformed', invalidRows);
         return counts(index);
       });
     },
@@ -256,6 +259,7 @@ export function createBatchActivities(deps: BatchActivityDeps) {
         await store.putJson(batchRowErrorsKey(runId), { invalidRows, errors, truncated: invalidRows > errors.length });
         const index: BatchIndex = { rows, validRows: rows - invalidRows, invalidRows, pages, pageSize };
         await store.putIfAbsent(batchIndexKey(runId), JSON.stringify(index));
+        recordRowsFailed('malformed', invalidRows);
         return index;
       });
     },
@@ -273,7 +277,10 @@ export function createBatchActivities(deps: BatchActivityDeps) {
     },
 
     async recordEpisodeFailure(runId: string, entry: PageEntry, message: string): Promise<void> {
-      return failFast(() => store.putJson(episodeFailureKey(runId, entry.episodeId), { ...entry, message }));
+      return failFast(async () => {
+        await store.putJson(episodeFailureKey(runId, entry.episodeId), { ...entry, message });
+        recordRowsFailed('episode', 1);
+      });
     },
 
     /** Reads every result row of the run and writes the summary next to them. */

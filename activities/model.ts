@@ -9,6 +9,7 @@ import type { ChunkManifest, EpisodeRef, EpisodeResult, EpisodeSettings, MemoryS
 import type { BlobStore } from '../lib/storage';
 import type { Policy } from '../lib/model';
 import { failFastOnBadInput, withHeartbeat } from './failures';
+import { recordEpisodeResult, recordStepObservation, timedStep } from './observability';
 
 export interface ModelActivityDeps {
   store: BlobStore;
@@ -17,18 +18,20 @@ export interface ModelActivityDeps {
 }
 
 export function createModelActivities(deps: ModelActivityDeps) {
-  const steps = new EpisodeSteps({ store: deps.store, policy: deps.policy });
+  const steps = new EpisodeSteps({ store: deps.store, policy: deps.policy, observe: recordStepObservation });
   return {
     /** Only the counts travel back to the workflow; the chunk ranges stay in the manifest in the blob store. */
     async prepareEpisode(ref: EpisodeRef, settings: EpisodeSettings): Promise<Pick<ChunkManifest, 'chunkCount' | 'documentTokens'>> {
-      const manifest = await withHeartbeat(() => failFastOnBadInput(() => steps.prepare(ref, settings)));
+      const manifest = await timedStep('prepare', () => withHeartbeat(() => failFastOnBadInput(() => steps.prepare(ref, settings))));
       return { chunkCount: manifest.chunkCount, documentTokens: manifest.documentTokens };
     },
     async memoryStep(ref: EpisodeRef, settings: EpisodeSettings, step: number): Promise<MemoryStepSummary> {
-      return withHeartbeat(() => failFastOnBadInput(() => steps.memoryStep(ref, settings, step)));
+      return timedStep('memory', () => withHeartbeat(() => failFastOnBadInput(() => steps.memoryStep(ref, settings, step))));
     },
     async answerEpisode(ref: EpisodeRef, settings: EpisodeSettings, chunkCount: number): Promise<EpisodeResult> {
-      return withHeartbeat(() => failFastOnBadInput(() => steps.answer(ref, settings, chunkCount)));
+      const result = await timedStep('answer', () => withHeartbeat(() => failFastOnBadInput(() => steps.answer(ref, settings, chunkCount))));
+      recordEpisodeResult(result);
+      return result;
     },
   };
 }

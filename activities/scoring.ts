@@ -18,6 +18,7 @@ import {
 } from '../lib/storage';
 import { ScoringInputError, scoreRolloutGroups, type RolloutRecords, type ScoringStats } from '../lib/training/scoring';
 import { failFastOnBadInput, withHeartbeat } from './failures';
+import { recordTrainingStep } from './observability';
 
 export interface ScoreInput {
   /** The training run and step the batch belongs to: it is written at trainingBatchKey(trainingRunId, step). */
@@ -97,6 +98,7 @@ export function createScoringActivities(deps: ScoringActivityDeps) {
             normalizeStd: input.normalizeStd,
           });
           await store.putIfAbsent(batchKey, JSON.stringify(batch));
+          recordTrainingStep(stats.accuracy, stats.reward);
           return { batchKey, stats };
         }),
       );

@@ -12,7 +12,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { connectTemporalClient } from '../lib/temporal/client';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { Command } from 'commander';
 import { stackPaths, startTemporal } from '../infra/local-stack';
@@ -110,8 +111,8 @@ async function orchestrationTax(options: Options): Promise<void> {
   const workers = await startWorkers({ role: 'orchestration', config, store });
   const inference = startWorkerProcess('inference', config);
   await inference.ready;
-  const connection = await Connection.connect({ address: config.temporal.address });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const client = await connectTemporalClient(config);
+  const { connection } = client;
   const plainLoop = await startPlainLoop(config);
 
   const timed = async <T>(work: () => Promise<T>): Promise<[T, number]> => {
@@ -273,8 +274,8 @@ async function throughput(options: Options): Promise<void> {
     await store.put('datasets/bench/rows.jsonl', toJsonLines(rows));
     const orchestration = await startWorkers({ role: 'orchestration', config, store });
     const inference: WorkerProcess[] = [];
-    const connection = await Connection.connect({ address: config.temporal.address });
-    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const client = await connectTemporalClient(config);
+    const { connection } = client;
     try {
       for (let i = 0; i < count; i += 1) inference.push(startWorkerProcess('inference', config));
       await Promise.all(inference.map((worker) => worker.ready));

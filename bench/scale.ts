@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { connectTemporalClient } from '../lib/temporal/client';
 import { Command } from 'commander';
 import { stackPaths, startTemporal } from '../infra/local-stack';
 import { generateSyntheticRows, toJsonLines } from '../lib/data/synthetic';
@@ -42,8 +42,8 @@ async function main(): Promise<void> {
   const settings: EpisodeSettings = { ...defaultEpisodeSettings, chunkTokens: 512, memoryMaxNewTokens: 4, answerMaxNewTokens: 4 };
 
   const workers = await startWorkers({ role: 'all', config, store });
-  const connection = await Connection.connect({ address: config.temporal.address });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const client = await connectTemporalClient(config);
+  const { connection } = client;
   const runId = `scale-${stamp}`;
   const workflowId = `batch.${runId}`;
   const samples: Array<{ done: number; rssMb: number; seconds: number }> = [];

@@ -13,7 +13,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   Client,
-  Connection,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
@@ -21,7 +20,7 @@ import {
 } from '@temporalio/client';
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { startTemporal, stackPaths, temporalAnswers } from '../infra/local-stack';
+import { startTemporal, stackPaths } from '../infra/local-stack';
 import { AGENT_MODES } from '../lib/agent/mode';
 import { RETRIEVAL_SCORERS } from '../lib/agent/retrieval';
 import { describeGenerationLimits } from '../lib/episode/generation-limits';
@@ -48,7 +47,8 @@ import {
   runResultsPrefix,
   type BlobStore,
 } from '../lib/storage';
-import { CONNECT_TIMEOUT_MS, connectChecked } from '../lib/temporal/connect';
+import { connectTemporalClient, temporalServerAnswers } from '../lib/temporal/client';
+import { devServerRefusal } from '../lib/temporal/connect';
 import { loadConfig, projectRoot, type RememConfig } from '../temporal.config';
 import {
   batchProgressQuery,
@@ -56,8 +56,11 @@ import {
   type BatchProgress,
   type BatchQAInput,
 } from '../workflows/batch';
+import { embeddedConfigFor } from '../workers/embedded';
+import { startConfiguredHealth } from '../workers/main';
 import { WORKER_ROLES, reportFailuresElsewhere, startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
+import { registerCodecServerCommand } from './codec-server';
 import { fieldMapping, prepareDataset, stageDataset, withDatasetFieldOptions, type FieldOptions } from './dataset-source';
 import {
   episodeSettingOverrides,
@@ -166,22 +169,21 @@ export function workflowUiLink(config: RememConfig, workflowId: string): string 
 }
 
 /**
- * Connects to the configured server and namespace; a server that does not answer within a few seconds, or a
- * namespace it does not have, is one line naming the address (or the namespace).
+ * Connects to the configured server and namespace with the project's one set of connection options (TLS / mTLS
+ * files, API key) and its payload codec; a failure is one line naming the address and the setting to check.
  */
-export async function connectClient(config: RememConfig): Promise<Client> {
-  const { address, namespace } = config.temporal;
-  const connection = await connectChecked(
-    () => Connection.connect({ address, apiKey: config.temporal.apiKey, connectTimeout: CONNECT_TIMEOUT_MS }),
-    address,
-    namespace,
-  );
-  return new Client({ connection, namespace });
+export function connectClient(config: RememConfig): Promise<Client> {
+  return connectTemporalClient(config);
 }
 
-/** The embedded default: a local dev server (with the UI) is started when nothing answers at the address. */
+/**
+ * The embedded default: a local dev server (with the UI) is started when nothing answers, and only for a loopback,
+ * plain-text address without an API key; any other server must already run, and the connection that follows says
+ * within seconds what is wrong if it does not answer.
+ */
 export async function ensureTemporal(config: RememConfig, ui: boolean): Promise<void> {
-  if (await temporalAnswers(config.temporal.address)) return;
+  if (devServerRefusal(config.temporal) !== undefined) return;
+  if (await temporalServerAnswers(config.temporal)) return;
   await startTemporal({
     paths: stackPaths(config.localDir),
     address: config.temporal.address,
@@ -390,7 +392,7 @@ interface QaOptions extends EpisodeSettingOptions, FieldOptions {
 async function runQa(options: QaOptions): Promise<void> {
   // The embedded worker shares the terminal with the progress bar and tables: warnings and errors only.
   process.env.REMEMR1_LOG_LEVEL ??= 'WARN';
-  const config = loadConfig();
+  let config = loadConfig();
   const dataset = await prepareDataset(config, options.dataset, fieldMapping(options));
   const settings: EpisodeSettings = {
     ...defaultEpisodeSettings,
@@ -448,6 +450,10 @@ async function runQa(options: QaOptions): Promise<void> {
       settings,
     });
     client = await connectClient(config);
+    const workflowId = batchWorkflowId(runId);
+    // With its own worker, the batch's model steps go to a queue of this model, or of the run it follows
+    // (workers/embedded.ts): never to another command's worker with other weights.
+    if (options.worker) config = await embeddedConfigFor(client, workflowId, config);
     // The command prints a failed batch's reason in one line; the worker in this process need not dump it too.
     if (options.worker) reportFailuresElsewhere();
     workers = options.worker ? await startWorkers({ role: 'all', config, store }) : undefined;
@@ -469,7 +475,6 @@ async function runQa(options: QaOptions): Promise<void> {
       pageSize: options.pageSize,
       stopOnBadRow: options.stopOnBadRow ?? false,
     };
-    const workflowId = batchWorkflowId(runId);
     let handle: WorkflowHandle<typeof batchQAWorkflow>;
     try {
       handle = await client.workflow.start(batchQAWorkflow, {
@@ -699,12 +704,15 @@ export async function main(argv: string[]): Promise<void> {
     )
     .action(async (options: { role: WorkerRole }) => {
       const config = loadConfig();
+      const health = await startConfiguredHealth(config);
       const running = await startWorkers({ role: options.role, config });
+      health.attach(running);
       const queues = running.workers.map((worker) => worker.options.taskQueue).join(', ');
       console.log(
         `${options.role} worker polling ${config.temporal.address} (task queues ${queues}); Ctrl-C stops it gracefully`,
       );
       await running.done;
+      await health.close();
     });
 
   registerRunCommands(program);
@@ -766,6 +774,7 @@ export async function main(argv: string[]): Promise<void> {
   registerTracesCommand(program);
   registerReplicationCommand(program);
   registerExportCommand(program);
+  registerCodecServerCommand(program, nonNegativeInt);
 
   await program.parseAsync(argv);
 }

@@ -30,11 +30,14 @@ import {
   replicationChart,
   replicationMarkdown,
   summarizeVariant,
+  trainingCurvesChart,
+  type TrainingCurve,
   type VariantRun,
 } from '../lib/replication/table';
 import { createBlobStore } from '../lib/storage';
 import { fetchPolicyVersion } from '../lib/training/policy-versions';
 import { loadConfig, type RememConfig } from '../temporal.config';
+import type { StepMetrics } from '../workflows/training';
 import { policyOptions } from '../workers/worker';
 import { CliExit } from './main';
 
@@ -196,6 +199,27 @@ async function evaluateVariant(
   return runs;
 }
 
+/** A run's curve from the metrics.jsonl that `rememr1 train-report RUN --out {out}/training/RUN` wrote. */
+function trainingCurve(out: string, run: string, label: string): TrainingCurve {
+  const file = path.join(out, 'training', run, 'metrics.jsonl');
+  if (!fs.existsSync(file))
+    throw new CliExit(
+      `training run ${run}: ${file} is missing; write it with \`npm run rememr1 -- train-report ${run} --out ${path.dirname(file)}\``,
+      2,
+    );
+  const steps = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as StepMetrics)
+    .map((metrics) => ({
+      step: metrics.step,
+      loss: metrics.update.loss,
+      devExactMatch: metrics.evaluation?.exactMatch ?? null,
+    }));
+  return { label, steps };
+}
+
 async function replication(options: ReplicationOptions): Promise<void> {
   if (!fs.existsSync(options.spec)) throw new CliExit(`replication spec ${options.spec} does not exist`, 2);
   let raw: unknown;
@@ -237,6 +261,10 @@ async function replication(options: ReplicationOptions): Promise<void> {
     path.join(options.out, 'accuracy.svg'),
     replicationChart(summaries, 'Exact match against document length'),
   );
+  if (spec.training.length > 0) {
+    const curves = spec.training.map((run) => trainingCurve(options.out, run.run, run.label));
+    fs.writeFileSync(path.join(options.out, 'training.svg'), trainingCurvesChart(curves, 'Training curves'));
+  }
   console.log(`\n${table}`);
   console.log(`wrote ${path.join(options.out, 'table.md')} and ${path.join(options.out, 'accuracy.svg')}`);
 }

@@ -41,6 +41,7 @@ import {
   type TrainingProgress,
   type TrainingRunInput,
 } from '../workflows/training';
+import { embeddedConfigFor } from '../workers/embedded';
 import { startWorkers } from '../workers/worker';
 import {
   CliExit,
@@ -468,7 +469,7 @@ interface RunCommandOptions extends TrainingRunOptions {
 
 async function runTraining(options: RunCommandOptions, mode: TrainingRunInput['mode']): Promise<void> {
   process.env.REMEMR1_LOG_LEVEL ??= 'WARN';
-  const config = loadConfig();
+  let config = loadConfig();
   const store = createBlobStore(config.storage);
   let client: Client | undefined;
   let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
@@ -480,6 +481,12 @@ async function runTraining(options: RunCommandOptions, mode: TrainingRunInput['m
     const input = await buildTrainingInput(options, mode, config, store);
     const { runId } = input;
     client = await connectClient(config);
+    // With its own worker, the run's model steps go to a queue of this model, or of the run it follows
+    // (workers/embedded.ts): never to another command's worker with other weights.
+    if (options.worker) {
+      config = await embeddedConfigFor(client, trainingWorkflowId(runId), config);
+      input.runtime = { ...input.runtime, taskQueues: config.taskQueues };
+    }
     workers = options.worker ? await startWorkers({ role: 'all', config, store }) : undefined;
     const workflowId = trainingWorkflowId(runId);
     let handle: WorkflowHandle<typeof trainingWorkflow>;

@@ -119,6 +119,10 @@ export interface TemporalServerOptions {
   address: string;
   namespace: string;
   ui: boolean;
+  /** The Web UI's port when `ui` is on (default: the gRPC port + 1000, as the dev server does). */
+  uiPort?: number;
+  /** A payload codec server for the Web UI (`--ui-codec-endpoint`), so that it shows decoded payloads. */
+  uiCodecEndpoint?: string;
   /** Extra `--dynamic-config-value key=value` settings (e.g. a lower continue-as-new suggestion for tests). */
   dynamicConfig?: Record<string, string | number | boolean>;
   log?: Log;
@@ -160,7 +164,7 @@ export async function startTemporal(options: TemporalServerOptions): Promise<Ser
   }
   const { host, port } = splitAddress(options.address);
   if (host !== '127.0.0.1' && host !== 'localhost') {
-    throw new Error(`Temporal at ${options.address} does not answer, and only a local (127.0.0.1) server can be started here.`);
+    throw new Error(`Temporal at ${options.address} does not answer, and only a local (127.0.0.1) server can be started here; check temporal.address (REMEMR1_TEMPORAL_ADDRESS).`);
   }
   const cli = findOrInstallTemporalCli(options.paths, log);
   const dataDir = path.join(options.paths.localDir, 'temporal');
@@ -179,10 +183,13 @@ export async function startTemporal(options: TemporalServerOptions): Promise<Ser
     ...searchAttributeFlags().flatMap((flag) => ['--search-attribute', flag]),
     ...Object.entries(options.dynamicConfig ?? {}).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]),
   ];
-  if (options.ui) args.push('--ui-ip', '127.0.0.1', '--ui-port', String(port + 1000));
-  else args.push('--headless');
+  const uiPort = options.uiPort ?? port + 1000;
+  if (options.ui) {
+    args.push('--ui-ip', '127.0.0.1', '--ui-port', String(uiPort));
+    if (options.uiCodecEndpoint) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
+  } else args.push('--headless');
   const logFile = path.join(options.paths.logs, 'temporal.log');
-  log(`starting Temporal dev server on ${options.address}${options.ui ? ` (UI http://127.0.0.1:${port + 1000})` : ''}`);
+  log(`starting Temporal dev server on ${options.address}${options.ui ? ` (UI http://127.0.0.1:${uiPort})` : ''}`);
   const pid = startDaemon(cli, args, { pidFile: temporalPidFile(options.paths), logFile });
   await waitUntil(
     `Temporal dev server on ${options.address}`,

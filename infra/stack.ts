@@ -7,6 +7,8 @@
  *   install                          only find or install the binaries (used by CI to time the phase)
  */
 import { Command } from 'commander';
+import { temporalServerAnswers } from '../lib/temporal/client';
+import { devServerRefusal } from '../lib/temporal/connect';
 import { loadConfig } from '../temporal.config';
 import {
   LOCAL_S3_DEFAULTS,
@@ -18,7 +20,6 @@ import {
   startTemporal,
   stopS3,
   stopTemporal,
-  temporalAnswers,
   type ServerHandle,
   type StackPaths,
 } from './local-stack';
@@ -63,15 +64,25 @@ async function main(): Promise<void> {
     .description('start (or reuse) the local servers')
     .option('--headless', 'no Temporal Web UI')
     .option('--no-s3', 'do not start the S3 server')
-    .action(async (options: { headless?: boolean; s3: boolean }) => {
-      const temporal = await startTemporal({
+    .option('--codec-endpoint <url>', 'the Web UI decodes payloads through this codec server (`rememr1 codec-server`)')
+    .action(async (options: { headless?: boolean; s3: boolean; codecEndpoint?: string }) => {
+      // Settings that name a TLS, authenticated or remote server are never served by a local dev server.
+      const refusal = devServerRefusal(config.temporal);
+      if (refusal !== undefined) {
+        if (!(await temporalServerAnswers(config.temporal))) {
+          throw new Error(`Temporal at ${config.temporal.address} does not answer, and no local dev server is started for it: ${refusal}`);
+        }
+        log(`Temporal at ${config.temporal.address} answers (not a local dev server)`);
+      }
+      const temporal = refusal !== undefined ? undefined : await startTemporal({
         paths,
         address: config.temporal.address,
         namespace: config.temporal.namespace,
         ui: !options.headless,
+        uiCodecEndpoint: options.codecEndpoint,
         log,
       });
-      log(`Temporal ${temporal.started ? 'started' : 'already running'} at ${config.temporal.address}`);
+      if (temporal) log(`Temporal ${temporal.started ? 'started' : 'already running'} at ${config.temporal.address}`);
       if (!options.headless) log(`Temporal UI: ${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows`);
       if (options.s3) {
         const env = localS3Environment();
@@ -91,7 +102,7 @@ async function main(): Promise<void> {
   program
     .command('status')
     .action(async () => {
-      log(`Temporal at ${config.temporal.address}: ${(await temporalAnswers(config.temporal.address)) ? 'up' : 'down'}`);
+      log(`Temporal at ${config.temporal.address}: ${(await temporalServerAnswers(config.temporal)) ? 'up' : 'down'}`);
       log(`S3 at ${LOCAL_S3_ADDRESS}: ${(await s3Answers(LOCAL_S3_ADDRESS)) ? 'up' : 'down'}`);
     });
 

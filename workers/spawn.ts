@@ -28,11 +28,27 @@ export function workerEnvironment(config: RememConfig): NodeJS.ProcessEnv {
     REMEMR1_MAX_BATCH_SIZE: String(config.model.maxBatchSize),
     REMEMR1_STORAGE: config.storage.kind,
   };
+  if (config.metrics.prometheusBindAddress) env.REMEMR1_METRICS_BIND_ADDRESS = config.metrics.prometheusBindAddress;
+  if (config.health.bindAddress) env.REMEMR1_HEALTH_BIND_ADDRESS = config.health.bindAddress;
+  // The same connection (TLS files, API key) and encryption keys as the parent.
+  const { tls } = config.temporal;
+  env.REMEMR1_TEMPORAL_TLS = String(tls.enabled);
+  if (tls.serverNameOverride) env.REMEMR1_TEMPORAL_TLS_SERVER_NAME = tls.serverNameOverride;
+  if (tls.serverRootCACertificateFile) env.REMEMR1_TEMPORAL_TLS_CA = tls.serverRootCACertificateFile;
+  if (tls.clientCertificateFile) env.REMEMR1_TEMPORAL_TLS_CERT = tls.clientCertificateFile;
+  if (tls.clientKeyFile) env.REMEMR1_TEMPORAL_TLS_KEY = tls.clientKeyFile;
+  if (config.encryption.keysFile) env.REMEMR1_ENCRYPTION_KEYS_FILE = config.encryption.keysFile;
   if (config.storage.kind === 'fs') env.REMEMR1_STORAGE_ROOT = config.storage.root;
   else {
     env.REMEMR1_S3_ENDPOINT = config.storage.endpoint;
     env.REMEMR1_S3_BUCKET = config.storage.bucket;
     env.REMEMR1_S3_PREFIX = config.storage.prefix;
+    const sse = config.storage.serverSideEncryption;
+    if (sse) {
+      env.REMEMR1_S3_SSE = sse.algorithm;
+      if (sse.kmsKeyId) env.REMEMR1_S3_SSE_KMS_KEY_ID = sse.kmsKeyId;
+      if (sse.bucketKeyEnabled !== undefined) env.REMEMR1_S3_SSE_BUCKET_KEY = String(sse.bucketKeyEnabled);
+    }
   }
   return env;
 }
@@ -57,10 +73,11 @@ export interface WorkerProcess {
   exited: Promise<number | null>;
 }
 
-export function startWorkerProcess(role: WorkerRole, config: RememConfig): WorkerProcess {
+/** `extraEnv`: settings outside the configuration, such as REMEMR1_LOG_FORMAT. */
+export function startWorkerProcess(role: WorkerRole, config: RememConfig, extraEnv: NodeJS.ProcessEnv = {}): WorkerProcess {
   const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(projectRoot, entryPoints[role])], {
     cwd: projectRoot,
-    env: workerEnvironment(config),
+    env: { ...workerEnvironment(config), ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

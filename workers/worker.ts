@@ -8,7 +8,6 @@
  *  - all: every role in one process (the embedded default).
  * Scale-out = more processes of a role, on more machines, against one Temporal cluster and one blob store.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   DefaultLogger,
@@ -16,12 +15,15 @@ import {
   Runtime,
   Worker,
   bundleWorkflowCode,
+  type LogEntry,
   type LogLevel,
+  type MetricsExporterConfig,
   type WorkflowBundle,
 } from '@temporalio/worker';
-import type { Duration } from '@temporalio/common';
+import { IllegalStateError, type Duration } from '@temporalio/common';
 import { createBatchActivities } from '../activities/batch';
 import { createModelActivities } from '../activities/model';
+import { histogramBuckets, logIdsInterceptor } from '../activities/observability';
 import { createScoringActivities } from '../activities/scoring';
 import { createTrainerActivities } from '../activities/training';
 import { createTrainingDataActivities } from '../activities/training-data';
@@ -30,7 +32,8 @@ import { loadConfiguredPolicy } from '../lib/episode/rule-policy';
 import type { Policy, PolicyOptions } from '../lib/model';
 import { PolicyVersionCache } from '../lib/training/policy-versions';
 import { S3BlobStore, createBlobStore, type BlobStore } from '../lib/storage';
-import { connectChecked } from '../lib/temporal/connect';
+import { connectChecked, temporalConnectionOptions } from '../lib/temporal/connect';
+import { projectDataConverter } from '../lib/temporal/data-converter';
 import type { RememConfig } from '../temporal.config';
 
 export const WORKER_ROLES = ['inference', 'orchestration', 'trainer', 'all'] as const;
@@ -62,57 +65,78 @@ export function reportFailuresElsewhere(): void {
   failuresReportedElsewhere = true;
 }
 
-/** Installs Temporal's runtime once per process, logging at REMEMR1_LOG_LEVEL (default INFO). */
-function installRuntime(): void {
+/**
+ * Installs Temporal's runtime once per process: logging at REMEMR1_LOG_LEVEL (default INFO), as JSON lines when
+ * REMEMR1_LOG_FORMAT=json (for log stores), and the Prometheus endpoint when the configuration names one.
+ */
+function installRuntime(config: RememConfig): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   const level = (process.env.REMEMR1_LOG_LEVEL ?? 'INFO').toUpperCase();
   const levels: LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
   if (!levels.includes(level as LogLevel))
     throw new Error(`REMEMR1_LOG_LEVEL must be one of ${levels.join(', ')}, got "${level}"`);
+  const format = process.env.REMEMR1_LOG_FORMAT ?? 'text';
+  if (format !== 'text' && format !== 'json') throw new Error(`REMEMR1_LOG_FORMAT must be text or json, got "${format}"`);
+  const { prometheusBindAddress } = config.metrics;
   try {
-    Runtime.install({ logger: new WorkerLogger(level as LogLevel) });
-  } catch {
-    // Already installed by the embedding program (its settings win).
+    Runtime.install({
+      logger: new WorkerLogger(level as LogLevel, format === 'json' ? jsonLogLine : undefined),
+      telemetryOptions: prometheusBindAddress ? { metrics: prometheusMetricsOptions(prometheusBindAddress) } : undefined,
+    });
+  } catch (error) {
+    // Already installed by the embedding program: its settings win.
+    if (error instanceof IllegalStateError) {
+      if (prometheusBindAddress) console.warn(`[worker] Temporal's runtime was installed before: no metrics endpoint on ${prometheusBindAddress}`);
+      return;
+    }
+    // Anything else is the metrics endpoint (a port in use, a bad address): one line naming the setting.
+    throw new Error(`metrics endpoint ${prometheusBindAddress} (REMEMR1_METRICS_BIND_ADDRESS): ${(error as Error).message}`);
   }
 }
 
-/** Connects to the configured server and checks the namespace: one clear line when either is wrong. */
+/** Temporal's Prometheus exporter, with bucket boundaries that fit the project's histograms. */
+export function prometheusMetricsOptions(bindAddress: string): MetricsExporterConfig {
+  return { prometheus: { bindAddress, histogramBucketOverrides: histogramBuckets } };
+}
+
+/** One JSON object per line: time, level, message and every attribute (workflow, activity, run and episode ids). */
+function jsonLogLine(entry: LogEntry): void {
+  const { timestampNanos, level, message, meta } = entry;
+  const line = JSON.stringify({ time: new Date(Number(timestampNanos / 1_000_000n)).toISOString(), level, message, ...meta }, (_key, value: unknown) =>
+    value instanceof Error ? { name: value.name, message: value.message } : typeof value === 'bigint' ? value.toString() : value,
+  );
+  (level === 'ERROR' || level === 'WARN' ? process.stderr : process.stdout).write(`${line}\n`);
+}
+
+/**
+ * Connects to the configured server with the project's one set of connection options (TLS / mTLS files, API key)
+ * and checks the namespace: one clear line, within seconds, when either is wrong.
+ */
 export async function connectWorker(config: RememConfig): Promise<NativeConnection> {
-  installRuntime();
-  const { address, namespace } = config.temporal;
-  return connectChecked(() => openWorkerConnection(config), address, namespace);
+  installRuntime(config);
+  return connectChecked(() => NativeConnection.connect(temporalConnectionOptions(config.temporal)), config.temporal);
 }
 
-function openWorkerConnection(config: RememConfig): Promise<NativeConnection> {
-  const { tls } = config.temporal;
-  return NativeConnection.connect({
-    address: config.temporal.address,
-    apiKey: config.temporal.apiKey,
-    tls: tls.enabled
-      ? {
-          serverNameOverride: tls.serverNameOverride,
-          serverRootCACertificate: tls.serverRootCACertificateFile
-            ? fs.readFileSync(tls.serverRootCACertificateFile)
-            : undefined,
-          clientCertPair:
-            tls.clientCertificateFile && tls.clientKeyFile
-              ? { crt: fs.readFileSync(tls.clientCertificateFile), key: fs.readFileSync(tls.clientKeyFile) }
-              : undefined,
-        }
-      : undefined,
-  });
-}
+const cachedBundles = new Map<string, Promise<WorkflowBundle>>();
 
-let cachedBundle: Promise<WorkflowBundle> | undefined;
-
-/** The workflow bundle, built once per process (bundling takes seconds; every worker can share it). */
-export function workflowBundle(): Promise<WorkflowBundle> {
-  cachedBundle ??= bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    logger: quietBundlerLogger,
-  });
-  return cachedBundle;
+/**
+ * The workflow bundle, built once per process and failure converter (bundling takes seconds; every worker can share
+ * it). With encryption on, the bundle carries the failure converter that encrypts failure messages.
+ */
+export function workflowBundle(failureConverterPath?: string): Promise<WorkflowBundle> {
+  const key = failureConverterPath ?? '';
+  let bundle = cachedBundles.get(key);
+  if (bundle === undefined) {
+    bundle = bundleWorkflowCode({
+      workflowsPath: require.resolve('../workflows'),
+      workflowInterceptorModules: [require.resolve('../workflows/interceptors')],
+      logger: quietBundlerLogger,
+      ...(failureConverterPath ? { failureConverterPath } : {}),
+    });
+    cachedBundles.set(key, bundle);
+  }
+  return bundle;
 }
 
 const quietBundlerLogger = {
@@ -132,6 +156,8 @@ export interface RunningWorkers {
   done: Promise<void>;
   /** Graceful: stop polling, let in-flight tasks finish within the configured grace time, then release everything. */
   shutdown(): Promise<void>;
+  /** For `/readyz`: null while every worker polls and the server answers on the connection, else why not. */
+  readiness(): Promise<string | null>;
 }
 
 /** The policy runtime options a model configuration asks for (one mapping for workers, CLI and benchmarks). */
@@ -169,9 +195,11 @@ export function bucketOpener(storage: RememConfig['storage']): ((bucket: string)
 
 export async function startWorkers(options: StartWorkersOptions): Promise<RunningWorkers> {
   const { config, role } = options;
-  installRuntime();
+  installRuntime(config);
   const connection = options.connection ?? (await connectWorker(config));
   const store = options.store ?? createBlobStore(config.storage);
+  // Payload encryption when keys are configured: the same codec as the clients built from this configuration.
+  const dataConverter = projectDataConverter(config);
   const workers: Worker[] = [];
   let policy: Policy | undefined = options.policy;
   let versions: PolicyVersionCache | undefined;
@@ -189,6 +217,8 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
       await Worker.create({
         connection,
         namespace: config.temporal.namespace,
+        interceptors: { activity: [logIdsInterceptor] },
+        dataConverter,
         taskQueue: config.taskQueues.inference,
         activities: createModelActivities({ store, policy: policyProvider(policy, versions) }),
         maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentModelSteps,
@@ -201,8 +231,10 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
       await Worker.create({
         connection,
         namespace: config.temporal.namespace,
+        interceptors: { activity: [logIdsInterceptor] },
+        dataConverter,
         taskQueue: config.taskQueues.orchestration,
-        workflowBundle: await workflowBundle(),
+        workflowBundle: await workflowBundle(dataConverter?.failureConverterPath),
         activities: {
           ...createBatchActivities({ store, openBucket: bucketOpener(config.storage) }),
           ...createTrainingDataActivities({ store }),
@@ -226,6 +258,8 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
       await Worker.create({
         connection,
         namespace: config.temporal.namespace,
+        interceptors: { activity: [logIdsInterceptor] },
+        dataConverter,
         taskQueue: config.taskQueues.trainer,
         activities,
         maxConcurrentActivityTaskExecutions: 1,
@@ -251,6 +285,16 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
     async shutdown() {
       for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
       await done;
+    },
+    async readiness() {
+      const stopped = workers.find((worker) => worker.getState() !== 'RUNNING');
+      if (stopped) return `worker on task queue ${stopped.options.taskQueue} is ${stopped.getState().toLowerCase()}`;
+      try {
+        await connection.workflowService.getSystemInfo({});
+      } catch (error) {
+        return `the Temporal server at ${config.temporal.address} does not answer: ${(error as Error).message.split('\n')[0]}`;
+      }
+      return null;
     },
   };
 }

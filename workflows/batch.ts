@@ -78,6 +78,25 @@ export interface BatchProgress {
 
 export const batchProgressQuery = defineQuery<BatchProgress>('progress');
 
+/**
+ * The batch's "current details" in the Temporal UI, made from the progress query's own value so that the two can
+ * never disagree (the UI reads them through the `__temporal_workflow_metadata` query). `shards` is given while
+ * indexing, when the total number of shards is known but not part of the progress.
+ */
+export function describeBatchProgress(progress: BatchProgress, shards?: { indexed: number; total: number }): string {
+  const counts = `${progress.done} of ${progress.validRows} episodes done, ${progress.running} running, ${progress.failed} failed, ${progress.invalidRows} malformed rows skipped`;
+  switch (progress.status) {
+    case 'indexing':
+      return `**Indexing**: ${shards ? `shard ${shards.indexed} of ${shards.total}, ` : ''}${progress.rows} rows`;
+    case 'running':
+      return `**Page ${progress.page + 1} of ${progress.pages}**: ${counts}`;
+    case 'summarising':
+      return `**Summarising**: ${counts}`;
+    case 'done':
+      return `**Done**: ${counts}`;
+  }
+}
+
 export async function batchQAWorkflow(input: BatchQAInput): Promise<BatchSummary> {
   const io = proxyActivities<BatchActivities>(activityOptions(input.runtime.activities.io, input.runtime.taskQueues.orchestration));
   const progress: BatchProgress & { indexing?: IndexingState } = {
@@ -127,6 +146,8 @@ export async function batchQAWorkflow(input: BatchQAInput): Promise<BatchSummary
   if (progress.page < index.pages) {
     progress.status = 'running';
     upsertSearchAttributes([{ key: searchAttributes.status, value: progress.status }]);
+    // At once, also in a run continued from an earlier page (whose details start empty).
+    setCurrentDetails(describeBatchProgress(progress));
     await runPage(input, io, progress.page, progress);
     if (progress.page + 1 < index.pages) {
       await condition(allHandlersFinished);
@@ -139,6 +160,7 @@ export async function batchQAWorkflow(input: BatchQAInput): Promise<BatchSummary
 
   progress.status = 'summarising';
   upsertSearchAttributes([{ key: searchAttributes.status, value: progress.status }]);
+  setCurrentDetails(describeBatchProgress(progress));
   const summary = await io.summarizeBatch(input.runId, input.dataset, index.invalidRows);
   progress.status = 'done';
   upsertSearchAttributes([{ key: searchAttributes.status, value: progress.status }]);
@@ -170,7 +192,7 @@ async function indexShards(input: BatchQAInput, progress: BatchProgress & { inde
     state.rows += shard.rows;
     state.pages += shard.pages;
     Object.assign(progress, { rows: state.rows, validRows: progress.validRows + shard.validRows, invalidRows: progress.invalidRows + shard.invalidRows });
-    setCurrentDetails(`**Indexing**: shard ${state.shard} of ${shards.length}, ${state.rows} rows`);
+    setCurrentDetails(describeBatchProgress(progress, { indexed: state.shard, total: shards.length }));
   }
   return io.finishIndex(input.runId, shards.length, input.pageSize);
 }
@@ -180,12 +202,9 @@ async function runPage(input: BatchQAInput, io: ReturnType<typeof proxyActivitie
   const { pending, finished } = await io.pendingEpisodes(input.runId, page);
   progress.done += finished;
   const running = new Set<Promise<void>>();
-  const describe = (): void =>
-    setCurrentDetails(
-      `**Page ${page + 1} of ${progress.pages}**: ${progress.done} of ${progress.validRows} episodes done, ${progress.running} running, ${progress.failed} failed, ${progress.invalidRows} malformed rows skipped`,
-    );
   // The details shown in the UI say what the progress query says, also while episodes run (they live in
-  // memory and are read by a query: setting them adds nothing to the history).
+  // memory and are read by a query: setting them adds nothing to the history, so needs no patch).
+  const describe = (): void => setCurrentDetails(describeBatchProgress(progress));
   describe();
   const runOne = async (entry: PageEntry): Promise<void> => {
     progress.running += 1;

@@ -54,6 +54,8 @@ export class EpisodeProgressReport {
       recallQueries: resume?.recallQueries ?? 0,
     };
     setHandler(episodeProgressQuery, () => this.progress);
+    // The UI's details say what the progress query says from the start (setting them adds nothing to the history).
+    setCurrentDetails(describeProgress(this.progress));
     // Episodes started before the upserts were throttled replay as they ran: one upsert per step.
     this.throttleUpserts = patched('throttled-progress-upserts');
     upsertSearchAttributes([
@@ -68,6 +70,7 @@ export class EpisodeProgressReport {
   /** The document is chunked: reading starts. */
   reading(chunkCount: number, documentTokens: number): void {
     Object.assign(this.progress, { status: 'reading', chunksTotal: chunkCount, documentTokens });
+    setCurrentDetails(describeProgress(this.progress));
     upsertSearchAttributes([
       { key: searchAttributes.status, value: this.progress.status },
       { key: searchAttributes.chunksTotal, value: chunkCount },
@@ -104,6 +107,7 @@ export class EpisodeProgressReport {
       { key: searchAttributes.status, value: this.progress.status },
       { key: searchAttributes.chunksDone, value: this.progress.chunksDone },
     ]);
+    setCurrentDetails(describeProgress(this.progress));
   }
 
   done(): void {
@@ -112,9 +116,10 @@ export class EpisodeProgressReport {
   }
 }
 
-/** Markdown for the Temporal UI's "current details" panel. */
+/** Markdown for the Temporal UI's "current details" panel: the progress query's value, for people. */
 function describeProgress(progress: EpisodeProgress): string {
   const quote = (text: string): string => text.replace(/\s+/g, ' ').trim() || '(empty)';
+  if (progress.status === 'preparing') return '**Preparing**: splitting the document into chunks';
   return [
     `**Chunk ${progress.chunksDone} of ${progress.chunksTotal}** (${progress.documentTokens} document tokens, ${progress.recallQueries} callback queries so far)`,
     `Memory: ${quote(progress.lastMemory)}`,

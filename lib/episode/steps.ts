@@ -56,7 +56,14 @@ export interface EpisodeStepsDeps {
   historyCacheSize?: number;
   /** Called while a long step runs (activities heartbeat from it). */
   onProgress?: () => void;
+  /** Told how long generation and retrieval took (activities turn this into metrics); not for cached steps. */
+  observe?: (observation: StepObservation) => void;
 }
+
+/** One timed piece of a step: a model turn's generation (tokens produced) or a callback query's retrieval. */
+export type StepObservation =
+  | { kind: 'generation'; turn: 'memory' | 'answer'; tokens: number; milliseconds: number }
+  | { kind: 'retrieval'; milliseconds: number };
 
 interface CachedHistory {
   history: MemoryHistory;
@@ -77,6 +84,7 @@ export class EpisodeSteps {
   private readonly inputs: LRUCache<string, EpisodeInputRecord>;
   private readonly parsedTemplates = new LRUCache<string, PromptTemplates>({ max: 16 });
   private readonly onProgress: () => void;
+  private readonly observe: (observation: StepObservation) => void;
 
   constructor(deps: EpisodeStepsDeps) {
     this.store = deps.store;
@@ -84,6 +92,7 @@ export class EpisodeSteps {
     this.histories = new LRUCache({ max: deps.historyCacheSize ?? 256 });
     this.inputs = new LRUCache({ max: 64 });
     this.onProgress = deps.onProgress ?? (() => undefined);
+    this.observe = deps.observe ?? (() => undefined);
   }
 
   /** Tokenises and chunks the document, storing one blob per chunk and a manifest. */
@@ -140,14 +149,16 @@ export class EpisodeSteps {
       mode: settings.mode,
       templates: this.templates(settings),
     });
-    const { generated, sampling } = await this.generate(prompt, settings, settings.memoryMaxNewTokens, stepSeed(settings, ref.episodeId, step));
+    const { generated, sampling } = await this.generate(prompt, settings, settings.memoryMaxNewTokens, stepSeed(settings, ref.episodeId, step), 'memory');
     this.onProgress();
     const parsed = parseMemoryTurn(generated.text, settings.mode, previousMemory, settings.memoryContent ?? DEFAULT_MEMORY_CONTENT);
     const recallQuery = settings.mode === 'rememr1' ? parsed.recallQuery : null;
-    const recalled =
-      recallQuery === null || settings.callback === false
-        ? []
-        : (await this.historyBefore(ref, step)).recallForStep(step, recallQuery, settings.retrieval);
+    let recalled: MemoryStepRecord['recalled'] = [];
+    if (recallQuery !== null && settings.callback !== false) {
+      const started = performance.now();
+      recalled = (await this.historyBefore(ref, step)).recallForStep(step, recallQuery, settings.retrieval);
+      this.observe({ kind: 'retrieval', milliseconds: performance.now() - started });
+    }
     return {
       step,
       memory: parsed.memory,
@@ -210,7 +221,7 @@ export class EpisodeSteps {
       mode: settings.mode,
       templates: this.templates(settings),
     });
-    const { generated, sampling } = await this.generate(prompt, settings, settings.answerMaxNewTokens, stepSeed(settings, ref.episodeId, 'final'));
+    const { generated, sampling } = await this.generate(prompt, settings, settings.answerMaxNewTokens, stepSeed(settings, ref.episodeId, 'final'), 'answer');
     const parsed = parseFinalTurn(generated.text);
     return {
       response: generated.text,
@@ -233,8 +244,10 @@ export class EpisodeSteps {
     settings: EpisodeSettings,
     maxNewTokens: number,
     seed: string,
+    turn: 'memory' | 'answer',
   ): Promise<{ generated: GenerateResult; sampling: TurnSampling }> {
     const policy = await this.policies.policyFor(settings.policyVersion);
+    const started = performance.now();
     const generated = await policy.generate({
       prompt: [{ role: 'user', content: prompt }],
       maxNewTokens,
@@ -242,6 +255,12 @@ export class EpisodeSteps {
       topP: settings.topP,
       topK: settings.topK,
       seed,
+    });
+    this.observe({
+      kind: 'generation',
+      turn,
+      tokens: generated.tokenIds.length,
+      milliseconds: performance.now() - started,
     });
     const sampling: TurnSampling = {
       temperature: settings.temperature,

@@ -62,6 +62,14 @@ export const replicationSpecSchema = z
     /** Episodes in flight at once. */
     concurrency: positive.default(8),
     variants: z.array(variantSchema).min(1),
+    /**
+     * Training runs whose curves are drawn (training.svg), in the order they ran: each one's per-step metrics
+     * as `rememr1 train-report RUN --out {out}/training/RUN` keeps them (metrics.jsonl), so the plot is redrawn
+     * from committed files.
+     */
+    training: z
+      .array(z.object({ run: z.string().regex(/^[A-Za-z0-9._-]+$/), label: z.string().min(1) }).strict())
+      .default([]),
   })
   .strict()
   .superRefine((spec, context) => {

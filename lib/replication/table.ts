@@ -122,3 +122,77 @@ export function replicationChart(summaries: readonly VariantSummary[], title: st
     chart.dispose();
   }
 }
+
+/** One training run's curve points: its step numbers and the values recorded at them. */
+export interface TrainingCurve {
+  label: string;
+  /** Per step: the loss of the update and the dev EM when the step evaluated (else null). */
+  steps: Array<{ step: number; loss: number | null; devExactMatch: number | null }>;
+}
+
+/** Each curve's points at x = its step plus the last steps of the runs before it. */
+export function layEndToEnd(
+  curves: readonly TrainingCurve[],
+): Array<{ label: string; points: Array<TrainingCurve['steps'][number] & { x: number }> }> {
+  let offset = 0;
+  return curves.map((curve) => {
+    const points = curve.steps.map((point) => ({ ...point, x: offset + point.step }));
+    offset += Math.max(0, ...curve.steps.map((point) => point.step));
+    return { label: curve.label, points };
+  });
+}
+
+/**
+ * Update loss and dev EM against training step, runs laid end to end (a run that starts from another's last
+ * step continues its x axis), as an SVG document with two panels.
+ */
+export function trainingCurvesChart(curves: readonly TrainingCurve[], title: string): string {
+  const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width: 800, height: 640 });
+  const placed = layEndToEnd(curves);
+  try {
+    chart.setOption({
+      animation: false,
+      backgroundColor: '#ffffff',
+      title: { text: title, left: 'center' },
+      legend: { bottom: 0, itemGap: 16 },
+      grid: [
+        { left: 70, right: 30, top: 60, height: 220 },
+        { left: 70, right: 30, top: 340, height: 200 },
+      ],
+      xAxis: [
+        { type: 'value', gridIndex: 0, name: 'training step', nameLocation: 'middle', nameGap: 26 },
+        { type: 'value', gridIndex: 1, name: 'training step', nameLocation: 'middle', nameGap: 26 },
+      ],
+      yAxis: [
+        { type: 'log', gridIndex: 0, name: 'update loss (log)' },
+        { type: 'value', gridIndex: 1, name: 'dev exact match %', min: 0, max: 100 },
+      ],
+      series: placed.flatMap(({ label, points }) => [
+        {
+          name: label,
+          type: 'line',
+          xAxisIndex: 0,
+          yAxisIndex: 0,
+          showSymbol: false,
+          data: points
+            .filter((point) => point.loss !== null && point.loss > 0)
+            .map((point) => [point.x, point.loss]),
+        },
+        {
+          name: label,
+          type: 'line',
+          xAxisIndex: 1,
+          yAxisIndex: 1,
+          showSymbol: true,
+          symbolSize: 5,
+          data: points
+            .filter((point) => point.devExactMatch !== null)
+            .map((point) => [point.x, Number(percent(point.devExactMatch ?? 0))]),
+        },
+      ]),
+    });
+    return chart.renderToSVGString();
+  } finally {
+    chart.dispose();
+  }
+}

@@ -50,6 +50,31 @@ export interface S3BlobStoreConfig {
   connectTimeoutMs?: number;
   /** Abort a request whose socket stays silent this long (default 30 s). */
   idleTimeoutMs?: number;
+  /** Server-side encryption asked for on every object written (SSE-KMS or SSE-S3); absent: the bucket's default. */
+  serverSideEncryption?: S3ServerSideEncryption;
+}
+
+/** S3's own encryption at rest, passed through on every PUT and multipart upload. */
+export interface S3ServerSideEncryption {
+  algorithm: 'aws:kms' | 'aws:kms:dsse' | 'AES256';
+  /** The KMS key (id, ARN or alias) for `aws:kms*`; absent: the account's AWS-managed key. */
+  kmsKeyId?: string;
+  /** S3 Bucket Keys (fewer KMS calls) for `aws:kms`. */
+  bucketKeyEnabled?: boolean;
+}
+
+/** The request fields of a write that carry the encryption settings. */
+export function serverSideEncryptionParams(sse: S3ServerSideEncryption | undefined): {
+  ServerSideEncryption?: S3ServerSideEncryption['algorithm'];
+  SSEKMSKeyId?: string;
+  BucketKeyEnabled?: boolean;
+} {
+  if (sse === undefined) return {};
+  return {
+    ServerSideEncryption: sse.algorithm,
+    ...(sse.kmsKeyId === undefined ? {} : { SSEKMSKeyId: sse.kmsKeyId }),
+    ...(sse.bucketKeyEnabled === undefined ? {} : { BucketKeyEnabled: sse.bucketKeyEnabled }),
+  };
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -105,6 +130,7 @@ export class S3BlobStore extends AbstractBlobStore {
   readonly prefix: string;
   private readonly client: S3Client;
   private readonly where: string;
+  private readonly encryption: ReturnType<typeof serverSideEncryptionParams>;
   private bucketChecked: Promise<void> | undefined;
 
   constructor(config: S3BlobStoreConfig) {
@@ -124,6 +150,11 @@ export class S3BlobStore extends AbstractBlobStore {
         `${describe('endpoint', config.endpoint)} is not a URL; expected e.g. http://127.0.0.1:9000`,
       );
     }
+    const sse = config.serverSideEncryption;
+    if (sse?.kmsKeyId !== undefined && !sse.algorithm.startsWith('aws:kms')) {
+      throw new BlobStoreConfigError(`S3 blob store: a KMS key id needs server-side encryption aws:kms, not ${sse.algorithm}`);
+    }
+    this.encryption = serverSideEncryptionParams(sse);
     if ((config.accessKeyId === undefined) !== (config.secretAccessKey === undefined)) {
       throw new BlobStoreConfigError(
         'S3 blob store: give both accessKeyId and secretAccessKey, or neither to use the AWS environment',
@@ -196,6 +227,7 @@ export class S3BlobStore extends AbstractBlobStore {
           Bucket: this.bucket,
           Key: this.prefix + key,
           ContentType: opts.contentType ?? 'application/octet-stream',
+          ...this.encryption,
         }),
       );
       uploadId = created.UploadId;
@@ -387,6 +419,7 @@ export class S3BlobStore extends AbstractBlobStore {
       Body: bodyBytes(body),
       ContentType: opts.contentType ?? defaultType,
       IfNoneMatch: onlyIfAbsent ? '*' : undefined,
+      ...this.encryption,
     });
   }
 
@@ -448,6 +481,14 @@ export class S3BlobStore extends AbstractBlobStore {
         `cannot reach ${this.where} (${networkCode ?? name}): is the S3 server running? ` +
           (message ?? '').replace(/^AWS SDK error wrapper for /, ''),
         error,
+      );
+    }
+    // A server without the KMS (or key) asked for refuses every write the same way: no retry helps.
+    const sse = this.encryption.ServerSideEncryption;
+    if (sse !== undefined && (name === 'NotImplemented' || /kms|encryption/i.test(`${name} ${status === 400 ? (message ?? '') : ''}`))) {
+      return new BlobStoreConfigError(
+        `${this.where} cannot apply the server-side encryption asked for (${sse}): ${name || `HTTP ${status}`}; check REMEMR1_S3_SSE and REMEMR1_S3_SSE_KMS_KEY_ID, and that the server has that KMS key`,
+        { cause: error },
       );
     }
     if (status !== undefined && (status >= 500 || status === 429)) {

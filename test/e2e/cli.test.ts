@@ -457,6 +457,31 @@ describe('rememr1 qa, run as a user runs it', () => {
     }
   });
 
+  it("samples its episodes with its own model while another command's worker with other weights polls the same server", async () => {
+    // The other command's worker: the tests' random model, on the inference queue this command is configured
+    // with. Before model-scoped queues it took a share of the batch's model steps and wrote noise into them.
+    const example = path.join(projectRoot, 'examples', 'distant-evidence-mini.jsonl');
+    const other = await startWorkers({ role: 'inference', config: loadConfig({ env: cliEnv }) });
+    try {
+      const runId = `e2e-own-model-${suffix}`;
+      const run = await rememr1(
+        ['qa', '--dataset', example, '--run-id', runId, '--chunk-tokens', '128', '--memory-tokens', '160', '--answer-tokens', '64', '--no-ui'],
+        { env: { ...cliEnv, REMEMR1_MODEL: 'rule:callback' }, timeoutMs: 240_000 },
+      );
+      expect(run.stderr).not.toMatch(/rememr1:/);
+      expect(run.code).toBe(0);
+      const results = await resultsOf(runId);
+      expect(results).toHaveLength(12);
+      // Every turn is the rule agent's (well formed), and it answers every question of the example.
+      for (const result of results) {
+        expect(result.formatValidSteps).toBe(result.chunkCount);
+        expect(result.scores?.exactMatch).toBe(1);
+      }
+    } finally {
+      await other.shutdown();
+    }
+  });
+
   it('says how many rows a first run answered', () => {
     expect(formatRuns.get('jsonl')?.stdout).toContain(
       'Rows: 0 already done before this command, 2 answered now, 0 failed, 0 malformed',

@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { connectTemporalClient } from '../../lib/temporal/client';
 import { loadConfig, type RememConfig } from '../../temporal.config';
 import { defaultEpisodeSettings, type EpisodeSettings } from '../../lib/episode/types';
 
@@ -51,9 +52,9 @@ export const testSettings: EpisodeSettings = {
   answerMaxNewTokens: 8,
 };
 
-export async function connectTestClient(config: RememConfig): Promise<Client> {
-  const connection = await Connection.connect({ address: config.temporal.address });
-  return new Client({ connection, namespace: config.temporal.namespace });
+/** A client with the project's own connection options and codec (`raw`: no codec, histories as stored). */
+export async function connectTestClient(config: RememConfig, options: { raw?: boolean } = {}): Promise<Client> {
+  return connectTemporalClient(config, options.raw ? { dataConverter: null } : {});
 }
 
 export async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {

@@ -128,3 +128,17 @@ describe('configuration with S3 variables present', () => {
     expect(config.storage).toEqual(defaultConfig().storage);
   });
 });
+
+describe('a configuration file that switches the storage kind', () => {
+  it('replaces the default store instead of merging the filesystem root into S3 settings', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'config-')), 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ storage: { kind: 's3', region: 'eu-west-1', bucket: 'my-bucket', prefix: 'p/', forcePathStyle: false } }));
+    expect(loadConfig({ env: { REMEMR1_CONFIG: file } }).storage).toEqual({
+      kind: 's3',
+      region: 'eu-west-1',
+      bucket: 'my-bucket',
+      prefix: 'p/',
+      forcePathStyle: false,
+    });
+  });
+});

@@ -1,4 +1,10 @@
-import { replicationChart, replicationMarkdown, summarizeVariant } from '../../../lib/replication/table';
+import {
+  layEndToEnd,
+  replicationChart,
+  replicationMarkdown,
+  summarizeVariant,
+  trainingCurvesChart,
+} from '../../../lib/replication/table';
 import { parseReplicationSpec } from '../../../lib/replication/spec';
 import type { LengthScores } from '../../../lib/episode/summary';
 
@@ -80,5 +86,29 @@ describe('replication table', () => {
     expect(
       parseReplicationSpec({ ...spec, variants: [spec.variants[0]] }, 'spec.json').variants[0],
     ).toMatchObject({ mode: 'rememr1', callback: true });
+  });
+});
+
+describe('training curves', () => {
+  const warmStart = {
+    label: 'warm start',
+    steps: [
+      { step: 1, loss: 1.7, devExactMatch: null },
+      { step: 2, loss: 1.0, devExactMatch: 0 },
+    ],
+  };
+  const grpo = { label: 'GRPO', steps: [{ step: 1, loss: 0.2, devExactMatch: 0.25 }] };
+
+  it("lays runs end to end: a run from another's last step continues its x axis", () => {
+    const placed = layEndToEnd([warmStart, grpo]);
+    expect(placed.map((curve) => curve.points.map((point) => point.x))).toEqual([[1, 2], [3]]);
+  });
+
+  it('draws loss and dev EM of every run', () => {
+    const svg = trainingCurvesChart([warmStart, grpo], 'Training curves');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('warm start');
+    expect(svg).toContain('GRPO');
+    expect(svg).toContain('dev exact match %');
   });
 });
