@@ -3,6 +3,7 @@
  * which evaluation seeds, and the agents compared. A committed JSON file; `rememr1 replication` evaluates it.
  */
 import { z } from 'zod';
+import { DEFAULT_METRICS_MODE, METRICS_MODES } from '../agent/metrics';
 import { AGENT_MODES } from '../agent/mode';
 import { ENTITY_VOCABULARIES, EVIDENCE_ORDERS, type BenchmarkSpec } from '../data/distant-evidence';
 
@@ -56,7 +57,7 @@ export const replicationSpecSchema = z
       })
       .strict(),
     /** How answers are scored (lib/agent/metrics.ts); named in the table. */
-    metrics: z.enum(['project', 'hotpotqa-official']).default('project'),
+    metrics: z.enum(METRICS_MODES).default(DEFAULT_METRICS_MODE),
     /** Evaluation seeds: sampled agents run once per seed; the table gives the mean and the range. */
     seeds: z.array(positive).min(1),
     /** Episodes in flight at once. */
