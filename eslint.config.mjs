@@ -19,7 +19,7 @@ export default tseslint.config(
           patterns: [
             { group: ['fs', 'fs/*', 'node:*', 'path', 'crypto', 'os', 'child_process'], message: 'Workflow code must stay deterministic: no Node built-ins.' },
             {
-              group: ['@aws-sdk/*', 'onnxruntime-node', '../activities/*', '../lib/storage', '../lib/storage/*', '../lib/model', '../lib/model/*', '../lib/episode/steps'],
+              group: ['@aws-sdk/*', 'onnxruntime-node', '../activities/*', '../lib/storage', '../lib/storage/*', '../lib/model', '../lib/model/*', '../lib/model-build', '../lib/model-build/*', '../lib/episode/steps'],
               message: 'Import activities and I/O modules as types only in workflows.',
               allowTypeImports: true,
             },

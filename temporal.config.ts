@@ -10,6 +10,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_METRICS_MODE, METRICS_MODES } from './lib/agent/metrics';
+import { DEFAULT_MEMORY_CONTENT, MEMORY_CONTENTS } from './lib/agent/tags';
+import { EXECUTION_PROVIDERS } from './lib/model/execution-providers';
 
 const duration = z
   .string()
@@ -105,7 +108,7 @@ export const configSchema = z
       .object({
         /** A Hugging Face–style model folder (config.json, tokenizer.json, onnx/model.onnx). */
         path: z.string().min(1),
-        executionProvider: z.enum(['cpu', 'cuda', 'webgpu']),
+        executionProvider: z.enum(EXECUTION_PROVIDERS),
         intraOpThreads: z.number().int().min(0),
         /** Busy-waiting intra-op threads (ONNX Runtime's default): much faster generation; see lib/model/session.ts. */
         spinWait: z.boolean(),
@@ -128,9 +131,9 @@ export const configSchema = z
     episodes: z
       .object({
         /** How answers are scored: `project` (the documented normalisation) or `hotpotqa-official`. */
-        metricsMode: z.enum(['project', 'hotpotqa-official']),
+        metricsMode: z.enum(METRICS_MODES),
         /** What a memory turn writes into the memory: `update` (the <update> content) or `response` (released). */
-        memoryContent: z.enum(['update', 'response']),
+        memoryContent: z.enum(MEMORY_CONTENTS),
         /**
          * Max new tokens of a memory turn and of the final turn. Absent: the model folder's generation_config.json
          * (`rememr1.memory_max_new_tokens` / `rememr1.answer_max_new_tokens`, else `max_new_tokens`), else 64 and 24.
@@ -218,7 +221,7 @@ export function defaultConfig(): RememConfig {
       maxCachedWorkflows: 500,
       shutdownGraceTime: '30s',
     },
-    episodes: { metricsMode: 'project', memoryContent: 'update' },
+    episodes: { metricsMode: DEFAULT_METRICS_MODE, memoryContent: DEFAULT_MEMORY_CONTENT },
     metrics: {},
     health: {},
     encryption: {},

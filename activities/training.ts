@@ -15,9 +15,9 @@ import { loadModelFolder } from '../lib/model/folder';
 import type { ModelConfig } from '../lib/model/config';
 import type { RuntimeOptions } from '../lib/model/session';
 import { parseSafetensors } from '../lib/model/safetensors';
-import { collectQwen2Weights } from '../lib/model/qwen2-weights';
+import { collectQwen2Weights } from '../lib/model-build/qwen2-weights';
 import { ModelFolderError } from '../lib/model/errors';
-import { SAFETENSORS_FILE } from '../lib/model/model-folder-builder';
+import { SAFETENSORS_FILE } from '../lib/model-build/model-folder-builder';
 import { checkpointPrefix, type BlobStore } from '../lib/storage';
 import type { TrainingBatch } from '../lib/training/batch';
 import {

@@ -15,18 +15,18 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tensor } from 'onnxruntime-node';
-import { COMMON_ENGLISH_WORDS } from '../lib/model/english-words';
+import { COMMON_ENGLISH_WORDS } from '../lib/model-build/english-words';
 import type { ModelConfig } from '../lib/model/config';
 import { loadModelFolder } from '../lib/model/folder';
 import type { GenerateRequest } from '../lib/model/generate';
-import { pastKeyName, pastValueName, presentKeyName, presentValueName } from '../lib/model/kv-cache';
-import { writeModelFolder } from '../lib/model/model-folder-builder';
+import { writeModelFolder } from '../lib/model-build/model-folder-builder';
 import { DataType, GraphBuilder, encodeModel, unshapedValueInfo, type onnx } from '../lib/model/onnx-graph';
 import { loadPolicy, type Policy, type PolicyStats } from '../lib/model/policy';
-import { parameterCount, type Qwen2Shape } from '../lib/model/qwen2-weights';
+import { parameterCount, type Qwen2Shape } from '../lib/model-build/qwen2-weights';
 import { SAMPLER_NODE_PREFIX, SAMPLING_HEAD, attachSamplingHead } from '../lib/model/sampling-head';
 import { createSession } from '../lib/model/session';
-import { buildByteLevelTokenizer } from '../lib/model/tokenizer-builder';
+import { DECODER_NAMES } from '../lib/model/tensor-names';
+import { buildByteLevelTokenizer } from '../lib/model-build/tokenizer-builder';
 
 const QWEN_VOCABULARY = 151_936;
 
@@ -152,9 +152,9 @@ function decodeStepFeeds(
   const rows = 8;
   const past = options.promptTokens + Math.floor(options.newTokens / 2);
   const feeds: Record<string, Tensor> = {
-    input_ids: new Tensor('int64', new BigInt64Array(rows).fill(1n), [rows, 1]),
-    attention_mask: new Tensor('int64', new BigInt64Array(rows * (past + 1)).fill(1n), [rows, past + 1]),
-    position_ids: new Tensor('int64', new BigInt64Array(rows).fill(BigInt(past)), [rows, 1]),
+    [DECODER_NAMES.inputIds]: new Tensor('int64', new BigInt64Array(rows).fill(1n), [rows, 1]),
+    [DECODER_NAMES.attentionMask]: new Tensor('int64', new BigInt64Array(rows * (past + 1)).fill(1n), [rows, past + 1]),
+    [DECODER_NAMES.positionIds]: new Tensor('int64', new BigInt64Array(rows).fill(BigInt(past)), [rows, 1]),
     [SAMPLING_HEAD.inverseTemperature]: new Tensor(
       'float32',
       new Float32Array(rows).fill(1 / (sampling.temperature || 1)),
@@ -174,8 +174,8 @@ function decodeStepFeeds(
         Float32Array.from({ length: rows * config.numKeyValueHeads * past * config.headDim }, random),
         [rows, config.numKeyValueHeads, past, config.headDim],
       );
-    feeds[pastKeyName(layer)] = cache();
-    feeds[pastValueName(layer)] = cache();
+    feeds[DECODER_NAMES.pastKey(layer)] = cache();
+    feeds[DECODER_NAMES.pastValue(layer)] = cache();
   }
   return feeds;
 }
@@ -196,12 +196,12 @@ const LOGITS_SAMPLE = 'bench.logits_sample';
 function bareDecoder(model: onnx.IModelProto): Uint8Array {
   const graph = model.graph as onnx.IGraphProto;
   const tail = new GraphBuilder('bench/');
-  const flat = tail.op('Reshape', ['logits', tail.int64Constant([-1])]);
+  const flat = tail.op('Reshape', [DECODER_NAMES.logits, tail.int64Constant([-1])]);
   tail.op('Slice', [flat, tail.int64Constant([0]), tail.int64Constant([1])], {}, LOGITS_SAMPLE);
   graph.node = [...(graph.node ?? []), ...tail.nodes];
   graph.initializer = [...(graph.initializer ?? []), ...tail.initializers];
   graph.output = [
-    ...(graph.output ?? []).filter((output) => output.name !== 'logits'),
+    ...(graph.output ?? []).filter((output) => output.name !== DECODER_NAMES.logits),
     unshapedValueInfo(LOGITS_SAMPLE, DataType.FLOAT),
   ];
   return encodeModel(model);
@@ -239,8 +239,8 @@ async function samplingHeadShare(
   );
   const feeds = decodeStepFeeds(config, options, sampling, topCount);
   const presents = Array.from({ length: config.numHiddenLayers }, (_, layer) => [
-    presentKeyName(layer),
-    presentValueName(layer),
+    DECODER_NAMES.presentKey(layer),
+    DECODER_NAMES.presentValue(layer),
   ]).flat();
   const bareFeeds = Object.fromEntries(bareSession.inputNames.map((name) => [name, feeds[name]]));
   const timed = async (run: () => Promise<unknown>) => {

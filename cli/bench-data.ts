@@ -10,6 +10,8 @@ import * as path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import {
   BenchmarkSpecError,
+  ENTITY_VOCABULARIES,
+  EVIDENCE_ORDERS,
   defaultDistantEvidenceOptions,
   distantEvidenceJsonLines,
   generateSplits,
@@ -104,11 +106,11 @@ export function registerBenchDataCommand(program: Command): void {
     .option('--train-chunks <list>', 'document lengths in chunks of the training split (default: --chunks)', positiveIntList)
     .option('--chunk-tokens <n>', 'tokens per chunk (read the documents with the same --chunk-tokens)', positiveInt, defaults.chunkTokens)
     .option('--hops <list>', 'hops per question, drawn per question from the list (1 to 4)', positiveIntList, [...defaults.hops])
-    .addOption(new Option('--order <order>', 'evidence order: chain order, last-needed first, or shuffled per question').choices(['forward', 'reverse', 'random']).default(defaults.order))
+    .addOption(new Option('--order <order>', 'evidence order: chain order, last-needed first, or shuffled per question').choices(EVIDENCE_ORDERS).default(defaults.order))
     .option('--min-gap <chunks>', 'least number of chunks between consecutive evidence facts', nonNegativeInt, defaults.minEvidenceGap)
     .option('--distractors <n>', 'distractor facts per chunk', nonNegativeInt, defaults.distractorsPerChunk)
     .option('--similarity <p>', 'probability that a distractor entity is a near miss of the question entity', probability, defaults.distractorSimilarity)
-    .addOption(new Option('--vocabulary <kind>', 'entity names from common words (one token each) or made-up syllables').choices(['words', 'syllables']).default(defaults.vocabulary))
+    .addOption(new Option('--vocabulary <kind>', 'entity names from common words (one token each) or made-up syllables').choices(ENTITY_VOCABULARIES).default(defaults.vocabulary))
     .option('--tokenizer <folder>', 'model folder whose tokenizer lays out the chunks', BUNDLED_MODEL_FOLDER)
     .action(async (options: BenchDataOptions) => benchData(options));
 }

@@ -3,7 +3,7 @@
  * Parquet (or JSON Lines) with a stable schema, plus summary.json and manifest.json (lib/export/).
  */
 import { Option, type Command } from 'commander';
-import { exportRun, type ExportFormat } from '../lib/export/export-run';
+import { EXPORT_FORMATS, exportRun, type ExportFormat } from '../lib/export/export-run';
 import { createBlobStore, type BlobStore } from '../lib/storage';
 import {
   describeLocation,
@@ -36,7 +36,7 @@ export function registerExportCommand(program: Command): void {
     .argument('<run>', 'batch run id', runIdArgument)
     .description("write a run's result rows as sharded Parquet or JSON Lines, with its summary, to a folder or S3")
     .requiredOption('--to <dir-or-s3-uri>', 'destination: a local folder or s3://bucket/prefix (must be empty)')
-    .addOption(new Option('--format <format>', 'file format').choices(['parquet', 'jsonl']).default('parquet'))
+    .addOption(new Option('--format <format>', 'file format').choices(EXPORT_FORMATS).default('parquet'))
     .option('--rows-per-shard <n>', 'rows per file (and the most held in memory)', positiveInt, 100_000)
     .option('--overwrite', "replace an earlier export's files at the destination")
     .action(async (runId: string, options: ExportCommandOptions) => {

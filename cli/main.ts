@@ -21,6 +21,8 @@ import {
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startTemporal, stackPaths } from '../infra/local-stack';
+import { AGENT_MODES } from '../lib/agent/mode';
+import { RETRIEVAL_SCORERS } from '../lib/agent/retrieval';
 import { describeGenerationLimits } from '../lib/episode/generation-limits';
 import type { BatchSummary } from '../lib/episode/summary';
 import {
@@ -56,7 +58,7 @@ import {
 } from '../workflows/batch';
 import { embeddedConfigFor } from '../workers/embedded';
 import { startConfiguredHealth } from '../workers/main';
-import { reportFailuresElsewhere, startWorkers, type WorkerRole } from '../workers/worker';
+import { WORKER_ROLES, reportFailuresElsewhere, startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
 import { registerCodecServerCommand } from './codec-server';
 import { fieldMapping, prepareDataset, stageDataset, withDatasetFieldOptions, type FieldOptions } from './dataset-source';
@@ -101,7 +103,7 @@ export function withEpisodeReadingOptions(command: Command): Command {
   return withEpisodeSettingOptions(command)
     .addOption(
       new Option('--mode <mode>', 'agent')
-        .choices(['rememr1', 'memagent'])
+        .choices(AGENT_MODES)
         .default(defaultEpisodeSettings.mode),
     )
     .option(
@@ -676,7 +678,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--seed <n>', 'base sampling seed', positiveInt, defaultEpisodeSettings.seed)
     .addOption(
       new Option('--scorer <scorer>', 'callback retrieval scorer')
-        .choices(['recall', 'tfidf', 'bm25'])
+        .choices(RETRIEVAL_SCORERS)
         .default(defaultEpisodeSettings.retrieval.scorer),
     )
     .option(
@@ -697,7 +699,7 @@ export async function main(argv: string[]): Promise<void> {
     .description('run a worker until SIGINT / SIGTERM')
     .addOption(
       new Option('--role <role>', 'what the worker serves')
-        .choices(['inference', 'orchestration', 'trainer', 'all'])
+        .choices(WORKER_ROLES)
         .default('all'),
     )
     .action(async (options: { role: WorkerRole }) => {

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import { metricLabel } from '../lib/agent/metrics';
+import { AGENT_MODES } from '../lib/agent/mode';
 import { detectDatasetFormat, readDataset, type QaRow } from '../lib/data/dataset';
 import { loadRulePolicy, parseRulePolicyPath } from '../lib/episode/rule-policy';
 import { ruleTraces } from '../lib/episode/rule-traces';
@@ -90,7 +91,7 @@ export function registerTracesCommand(program: Command): void {
     .requiredOption('--dataset <file>', 'JSONL, JSON or Parquet rows with question, context and answers')
     .option('--agent <rule>', 'rule:forward or rule:callback, optionally with a memory word budget (rule:callback:48)', 'rule:callback')
     .option('--out <file>', 'write the supervised training batch (JSON) here')
-    .addOption(new Option('--mode <mode>', 'agent mode of the prompts').choices(['rememr1', 'memagent']).default('rememr1'))
+    .addOption(new Option('--mode <mode>', 'agent mode of the prompts').choices(AGENT_MODES).default('rememr1'))
     .option('--chunk-tokens <n>', "document chunk size in tokens (the benchmark's)", positiveInt, 256)
     .option('--memory-tokens <n>', 'most new tokens per memory turn', positiveInt, 512)
     .option('--answer-tokens <n>', 'most new tokens of the final turn', positiveInt, 128)

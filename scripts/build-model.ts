@@ -7,10 +7,10 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import * as path from 'node:path';
-import { COMMON_ENGLISH_WORDS } from '../lib/model/english-words';
-import { writeModelFolder } from '../lib/model/model-folder-builder';
-import { parameterCount, type Qwen2Shape } from '../lib/model/qwen2-weights';
-import { buildByteLevelTokenizer } from '../lib/model/tokenizer-builder';
+import { COMMON_ENGLISH_WORDS } from '../lib/model-build/english-words';
+import { writeModelFolder } from '../lib/model-build/model-folder-builder';
+import { parameterCount, type Qwen2Shape } from '../lib/model-build/qwen2-weights';
+import { buildByteLevelTokenizer } from '../lib/model-build/tokenizer-builder';
 
 export const TINY_MODEL_SEED = 'rememr1-tiny-v1';
 export const TINY_VOCABULARY_SIZE = 4096;

@@ -36,7 +36,8 @@ import { connectChecked, temporalConnectionOptions } from '../lib/temporal/conne
 import { projectDataConverter } from '../lib/temporal/data-converter';
 import type { RememConfig } from '../temporal.config';
 
-export type WorkerRole = 'inference' | 'orchestration' | 'trainer' | 'all';
+export const WORKER_ROLES = ['inference', 'orchestration', 'trainer', 'all'] as const;
+export type WorkerRole = (typeof WORKER_ROLES)[number];
 
 let runtimeInstalled = false;
 /** Set by a command that reports failures itself (`qa`): its embedded worker does not dump them as well. */

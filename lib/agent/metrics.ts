@@ -29,9 +29,9 @@ import { ARTICLES, tokenizeWords } from './text';
  *   Unicode folding, sub-EM as the released ReMemR1 evaluation computes it; for figures comparable with the
  *   paper's.
  */
-export type MetricsMode = 'project' | 'hotpotqa-official';
+export const METRICS_MODES = ['project', 'hotpotqa-official'] as const;
 
-export const METRICS_MODES: readonly MetricsMode[] = ['project', 'hotpotqa-official'];
+export type MetricsMode = (typeof METRICS_MODES)[number];
 
 export const DEFAULT_METRICS_MODE: MetricsMode = 'project';
 

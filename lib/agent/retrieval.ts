@@ -7,17 +7,8 @@
  * same result. Statistics the scorers use (number of memories, document frequencies, average
  * length) are those of the same steps.
  *
- * Scorers (query and memories tokenised by `tokenizeWords`; Q = the distinct words of the query):
- * - `recall` (the paper): |Q ∩ words(m)| / |Q|.
- * - `tfidf`: cosine between the query's tf·idf vector and the memory's term-frequency vector, with
- *   the smoothed idf of the released code, idf(w) = ln((1 + N) / (1 + df(w))) + 1; query words found
- *   in no memory are dropped from the query vector, as a fitted vectoriser drops them. In SMART
- *   notation this is nnc.ntc. The released code (a re-fitted vectoriser) also weights the memory side
- *   by idf, which makes every memory's norm depend on the whole history, so it changes whenever a
- *   memory is added and cannot be kept up to date incrementally; weighting the query side only keeps
- *   the score exact at a cost independent of the history.
- * - `bm25`: Σ over w in Q of idf(w) · tf·(k1+1) / (tf + k1·(1 − b + b·|m|/avg|m|)), with
- *   idf(w) = ln(1 + (N − df(w) + 0.5) / (df(w) + 0.5)) (always positive), k1 = 1.2, b = 0.75.
+ * Scorers: `recall` (the paper), `tfidf` and `bm25`, one object each in {@link RETRIEVAL_SCORER_DEFINITIONS}
+ * with its formula. Query and memories are tokenised by `tokenizeWords`.
  *
  * Results: the `topK` best memories (default 1) whose score is at least `minScore` (default 0, that is
  * no threshold), best first. Ties go to the more recent step. With no threshold, when fewer than
@@ -32,8 +23,8 @@
 import { MemoryHistoryError, RetrievalOptionsError } from './errors';
 import { tokenizeWords } from './text';
 
-export type RetrievalScorer = 'recall' | 'tfidf' | 'bm25';
-export const RETRIEVAL_SCORERS: readonly RetrievalScorer[] = ['recall', 'tfidf', 'bm25'];
+export const RETRIEVAL_SCORERS = ['recall', 'tfidf', 'bm25'] as const;
+export type RetrievalScorer = (typeof RETRIEVAL_SCORERS)[number];
 
 export interface RetrievalOptions {
   scorer: RetrievalScorer;
@@ -89,8 +80,114 @@ export function bm25TermWeight(
   return (termFrequency * (k1 + 1)) / (termFrequency + k1 * (1 - b + (b * memoryLength) / averageLength));
 }
 
+/** A query word present in the searched memories: what a scorer weighs it by. */
+export interface QueryTermStats {
+  /** How many of the searched memories hold the word. */
+  documentFrequency: number;
+  /** How many times the word occurs in the query. */
+  queryFrequency: number;
+  /** Over the memories holding the word: its largest term frequency, smallest memory length, largest tf/‖tf‖. */
+  maxTf: number;
+  minLength: number;
+  maxNormalisedTf: number;
+}
+
+/** The searched memories as a whole, and the BM25 constants. */
+export interface SearchedMemories {
+  /** N: how many memories are searched. */
+  memoryCount: number;
+  /** avg|m|: their mean length in words. */
+  averageLength: number;
+  k1: number;
+  b: number;
+}
+
+/**
+ * One retrieval scorer. A memory m scores
+ *   score(m) = finish(Σ over query words w in m of contribution(weight(w), tf(w, m), |m|), scale, ‖tf(m)‖)
+ * where `weigh` gives each query word found in the searched memories its weight and an upper bound of its contribution to any memory (for
+ * the search's pruning), and the query's scale. The raw sum keeps `recall` exact in integers; the finishing
+ * division is the same for every memory of a query.
+ */
+export interface RetrievalScorerDefinition {
+  /** Scores are ratios of integers, compared exactly (no float margin, ties broken by recency alone). */
+  exact: boolean;
+  weigh(
+    terms: readonly QueryTermStats[],
+    memories: SearchedMemories,
+    queryWordCount: number,
+  ): { weights: number[]; bounds: number[]; scale: number };
+  contribution(weight: number, termFrequency: number, memoryLength: number, memories: SearchedMemories): number;
+  finish(rawSum: number, scale: number, tfNorm: number): number;
+  /** The score bound of a memory whose raw sum is at most `rawBound`. */
+  finishBound(rawBound: number, scale: number): number;
+}
+
+/** `recall` (the paper), Q = the distinct words of the query: |Q ∩ words(m)| / |Q|. */
+const recallScorer: RetrievalScorerDefinition = {
+  exact: true,
+  weigh: (terms, _memories, queryWordCount) => ({
+    weights: terms.map(() => 1),
+    bounds: terms.map(() => 1),
+    scale: queryWordCount,
+  }),
+  contribution: () => 1,
+  finish: (rawSum, scale) => rawSum / scale,
+  finishBound: (rawBound, scale) => rawBound / scale,
+};
+
+/**
+ * `tfidf`: the cosine between the query's tf·idf vector and the memory's term-frequency vector,
+ *   score(m) = Σ_w qtf(w)·idf(w)·tf(w, m) / (‖qtf·idf‖ · ‖tf(m)‖),
+ * with the smoothed idf of the released code, idf(w) = ln((1 + N) / (1 + df(w))) + 1; query words found in
+ * no memory are dropped from the query vector, as a fitted vectoriser drops them. In SMART notation this is
+ * nnc.ntc. The released code (a re-fitted vectoriser) also weights the memory side by idf, which makes every
+ * memory's norm depend on the whole history, so it changes whenever a memory is added and cannot be kept up
+ * to date incrementally; weighting the query side only keeps the score exact at a cost independent of the
+ * history.
+ */
+const tfidfScorer: RetrievalScorerDefinition = {
+  exact: false,
+  weigh: (terms, memories) => {
+    const weights = terms.map((term) => term.queryFrequency * smoothIdf(memories.memoryCount, term.documentFrequency));
+    let squares = 0;
+    for (const weight of weights) squares += weight * weight;
+    const bounds = terms.map((term, index) => weights[index] * term.maxNormalisedTf);
+    return { weights, bounds, scale: Math.sqrt(squares) };
+  },
+  contribution: (weight, termFrequency) => weight * termFrequency,
+  finish: (rawSum, scale, tfNorm) => rawSum / (scale * tfNorm),
+  finishBound: (rawBound, scale) => rawBound / scale,
+};
+
+/**
+ * `bm25`: score(m) = Σ_w idf(w) · tf·(k1+1) / (tf + k1·(1 − b + b·|m|/avg|m|)), with
+ * idf(w) = ln(1 + (N − df(w) + 0.5) / (df(w) + 0.5)) (always positive), k1 = 1.2 and b = 0.75 by default.
+ */
+const bm25Scorer: RetrievalScorerDefinition = {
+  exact: false,
+  weigh: (terms, memories) => {
+    const weights = terms.map((term) => bm25Idf(memories.memoryCount, term.documentFrequency));
+    const bounds = terms.map(
+      (term, index) =>
+        weights[index] * bm25TermWeight(term.maxTf, term.minLength, memories.averageLength, memories.k1, memories.b),
+    );
+    return { weights, bounds, scale: 1 };
+  },
+  contribution: (weight, termFrequency, memoryLength, memories) =>
+    weight * bm25TermWeight(termFrequency, memoryLength, memories.averageLength, memories.k1, memories.b),
+  finish: (rawSum) => rawSum,
+  finishBound: (rawBound) => rawBound,
+};
+
+export const RETRIEVAL_SCORER_DEFINITIONS: Readonly<Record<RetrievalScorer, RetrievalScorerDefinition>> = {
+  recall: recallScorer,
+  tfidf: tfidfScorer,
+  bm25: bm25Scorer,
+};
+
 interface ResolvedOptions {
-  scorer: RetrievalScorer;
+  scorer: RetrievalScorerDefinition;
   topK: number;
   minScore: number;
   k1: number;
@@ -115,7 +212,7 @@ function resolveOptions(options: RetrievalOptions): ResolvedOptions {
     throw new RetrievalOptionsError(`bm25K1 must be a finite number ≥ 0, got ${k1}`);
   const b = options.bm25B ?? DEFAULT_BM25_B;
   if (!(b >= 0 && b <= 1)) throw new RetrievalOptionsError(`bm25B must be between 0 and 1, got ${b}`);
-  return { scorer: options.scorer, topK, minScore, k1, b };
+  return { scorer: RETRIEVAL_SCORER_DEFINITIONS[options.scorer], topK, minScore, k1, b };
 }
 
 /** Number of elements of the ascending array `values` that are < `limit`. */
@@ -130,15 +227,12 @@ function countBelow(values: ArrayLike<number>, limit: number): number {
   return low;
 }
 
-/** A query word present in the searched memories, with what scoring it needs. */
+/** A query word present in the searched memories, weighed by the scorer. */
 interface QueryTerm {
   termId: number;
   documentFrequency: number;
-  /** How many times the word occurs in the query. */
-  queryFrequency: number;
-  /** recall: 1; tfidf: query tf · idf; bm25: idf. */
   weight: number;
-  /** Upper bound of this word's contribution to any memory's score. */
+  /** Upper bound of this word's contribution to any memory's raw sum. */
   bound: number;
 }
 
@@ -287,79 +381,51 @@ export class MemoryHistory {
     // Canonical word order: every memory's score is summed in this order, so it does not depend on
     // the order in which the search happens to meet the memory.
     const queryWords = [...queryCounts.keys()].sort();
-    const memoryCount = cutoff;
-    const terms: QueryTerm[] = [];
+    const memories: SearchedMemories = {
+      memoryCount: cutoff,
+      averageLength: cutoff > 0 ? this.lengthPrefix[cutoff] / cutoff : 0,
+      k1: options.k1,
+      b: options.b,
+    };
+    const stats: Array<QueryTermStats & { termId: number }> = [];
     for (const word of queryWords) {
       const termId = this.vocabulary.get(word);
       if (termId === undefined) continue;
       const documentFrequency = countBelow(this.postings[termId], cutoff);
       if (documentFrequency === 0) continue;
-      terms.push({
+      stats.push({
         termId,
         documentFrequency,
         queryFrequency: queryCounts.get(word) ?? 0,
-        weight: 0,
-        bound: 0,
+        maxTf: this.maxTf[termId],
+        minLength: this.minLength[termId],
+        maxNormalisedTf: this.maxNormalisedTf[termId],
       });
     }
+    const { scorer } = options;
+    const weighed = scorer.weigh(stats, memories, queryWords.length);
+    const scale = weighed.scale;
+    const terms: QueryTerm[] = stats.map(({ termId, documentFrequency }, index) => ({
+      termId,
+      documentFrequency,
+      weight: weighed.weights[index],
+      bound: weighed.bounds[index],
+    }));
 
-    const { scorer, k1, b } = options;
-    let scale = 1;
-    const averageLength = memoryCount > 0 ? this.lengthPrefix[cutoff] / memoryCount : 0;
-    if (scorer === 'recall') {
-      for (const term of terms) {
-        term.weight = 1;
-        term.bound = 1;
-      }
-      scale = queryWords.length;
-    } else if (scorer === 'tfidf') {
-      let squares = 0;
-      for (const term of terms) {
-        term.weight = term.queryFrequency * smoothIdf(memoryCount, term.documentFrequency);
-        squares += term.weight * term.weight;
-      }
-      scale = Math.sqrt(squares);
-      for (const term of terms) term.bound = term.weight * this.maxNormalisedTf[term.termId];
-    } else {
-      for (const term of terms) {
-        term.weight = bm25Idf(memoryCount, term.documentFrequency);
-        term.bound =
-          term.weight *
-          bm25TermWeight(this.maxTf[term.termId], this.minLength[term.termId], averageLength, k1, b);
-      }
-    }
-
-    // Raw scores (before dividing by `scale`, and for tfidf before the memory's norm) keep recall exact
-    // in integers; the division is the same for every memory of a query.
-    const rawScore = (memory: number): number => {
+    const finalScore = (memory: number): number => {
+      const memoryLength = this.lengthPrefix[memory + 1] - this.lengthPrefix[memory];
       let sum = 0;
       for (const term of terms) {
         const tf = this.termFrequency(memory, term.termId);
         if (tf === 0) continue;
-        if (scorer === 'recall') sum += 1;
-        else if (scorer === 'tfidf') sum += term.weight * tf;
-        else
-          sum +=
-            term.weight *
-            bm25TermWeight(
-              tf,
-              this.lengthPrefix[memory + 1] - this.lengthPrefix[memory],
-              averageLength,
-              k1,
-              b,
-            );
+        sum += scorer.contribution(term.weight, tf, memoryLength, memories);
       }
-      return sum;
+      return scorer.finish(sum, scale, this.tfNorms[memory]);
     };
-    const finalScore = (memory: number): number => {
-      const raw = rawScore(memory);
-      if (scorer === 'tfidf') return raw / (scale * this.tfNorms[memory]);
-      return scorer === 'recall' ? raw / scale : raw;
-    };
-    const boundScore = (bound: number): number => (scorer === 'bm25' ? bound : bound / scale);
+    const boundScore = (bound: number): number => scorer.finishBound(bound, scale);
     // Bounds are sums of per-word bounds while scores are summed per memory; the two roundings can
     // differ by a few units in the last place, so float comparisons leave a margin on the safe side.
-    const exact = scorer === 'recall';
+    const exact = scorer.exact;
     const margin = (value: number): number => (exact ? 0 : 1e-9 * Math.max(1, Math.abs(value)));
 
     const order = [...terms].sort((x, y) => x.documentFrequency - y.documentFrequency || x.termId - y.termId);

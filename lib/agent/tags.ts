@@ -53,9 +53,9 @@ export type TagName = 'thinking' | 'update' | 'recall';
  * What a `rememr1` memory turn writes into the memory: `update`, the `<update>` content only (rule 7, the
  * default), or `response`, the whole response minus its `<recall>` blocks (rule 7b, the released code's).
  */
-export type MemoryContent = 'update' | 'response';
+export const MEMORY_CONTENTS = ['update', 'response'] as const;
 
-export const MEMORY_CONTENTS: readonly MemoryContent[] = ['update', 'response'];
+export type MemoryContent = (typeof MEMORY_CONTENTS)[number];
 
 export const DEFAULT_MEMORY_CONTENT: MemoryContent = 'update';
 

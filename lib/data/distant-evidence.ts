@@ -27,8 +27,10 @@ import { SYLLABLES, capitalise } from './synthetic';
 
 export type EntityType = 'fair' | 'landmark' | 'organisation' | 'person' | 'town';
 export type RelationName = 'held' | 'built' | 'founded' | 'born';
-export type EvidenceOrder = 'forward' | 'reverse' | 'random';
-export type EntityVocabulary = 'words' | 'syllables';
+export const EVIDENCE_ORDERS = ['forward', 'reverse', 'random'] as const;
+export type EvidenceOrder = (typeof EVIDENCE_ORDERS)[number];
+export const ENTITY_VOCABULARIES = ['words', 'syllables'] as const;
+export type EntityVocabulary = (typeof ENTITY_VOCABULARIES)[number];
 
 interface Relation {
   name: RelationName;
@@ -320,13 +322,13 @@ function checkOptions(options: DistantEvidenceOptions): void {
   for (const hops of options.hops) {
     if (!Number.isInteger(hops) || hops < 1 || hops > MAX_HOPS) fail(`hops must be integers from 1 to ${MAX_HOPS}, got ${hops}`);
   }
-  if (!['forward', 'reverse', 'random'].includes(options.order)) fail(`order must be forward, reverse or random, got ${options.order}`);
+  if (!EVIDENCE_ORDERS.includes(options.order)) fail(`order must be one of ${EVIDENCE_ORDERS.join(', ')}, got ${options.order}`);
   if (!Number.isInteger(options.minEvidenceGap) || options.minEvidenceGap < 0) fail(`minEvidenceGap must be an integer ≥ 0, got ${options.minEvidenceGap}`);
   if (!Number.isInteger(options.distractorsPerChunk) || options.distractorsPerChunk < 0)
     fail(`distractorsPerChunk must be an integer ≥ 0, got ${options.distractorsPerChunk}`);
   if (!(options.distractorSimilarity >= 0 && options.distractorSimilarity <= 1))
     fail(`distractorSimilarity must be from 0 to 1, got ${options.distractorSimilarity}`);
-  if (!['words', 'syllables'].includes(options.vocabulary)) fail(`vocabulary must be words or syllables, got ${options.vocabulary}`);
+  if (!ENTITY_VOCABULARIES.includes(options.vocabulary)) fail(`vocabulary must be one of ${ENTITY_VOCABULARIES.join(', ')}, got ${options.vocabulary}`);
   for (const hops of options.hops) evidenceRange(options, hops);
 }
 

@@ -23,6 +23,7 @@ import {
 } from '../agent';
 import type { BlobStore } from '../storage';
 import {
+  storedOrComputed,
   episodeAnswerKey,
   episodeChunkKey,
   episodeChunkManifestKey,
@@ -96,8 +97,12 @@ export class EpisodeSteps {
 
   /** Tokenises and chunks the document, storing one blob per chunk and a manifest. */
   async prepare(ref: EpisodeRef, settings: EpisodeSettings): Promise<ChunkManifest> {
-    const manifestKey = episodeChunkManifestKey(ref.runId, ref.episodeId);
-    if (await this.store.exists(manifestKey)) return this.store.getJson<ChunkManifest>(manifestKey);
+    // The manifest is stored last: its presence means every chunk is stored.
+    return storedOrComputed(this.store, episodeChunkManifestKey(ref.runId, ref.episodeId), () => this.chunk(ref, settings));
+  }
+
+  /** Tokenises the document and stores its chunks; returns their manifest. */
+  private async chunk(ref: EpisodeRef, settings: EpisodeSettings): Promise<ChunkManifest> {
     if (!Number.isInteger(settings.chunkTokens) || settings.chunkTokens < 16) {
       throw new EpisodeInputError(`chunkTokens must be an integer ≥ 16, got ${settings.chunkTokens}`);
     }
@@ -115,17 +120,20 @@ export class EpisodeSteps {
       await this.store.put(episodeChunkKey(ref.runId, ref.episodeId, index), policy.tokenizer.decode(tokens.slice(start, end)));
       if (index % 64 === 63) this.onProgress();
     }
-    const manifest: ChunkManifest = { chunkCount: kept.length, documentTokens: tokens.length, chunkTokenRanges: kept };
-    // The manifest goes last: its presence means every chunk is stored.
-    await this.store.putIfAbsent(manifestKey, JSON.stringify(manifest));
-    return this.store.getJson<ChunkManifest>(manifestKey);
+    return { chunkCount: kept.length, documentTokens: tokens.length, chunkTokenRanges: kept };
   }
 
   /** Reads chunk `step`, generates, parses, runs the callback query over memories of steps < step. */
   async memoryStep(ref: EpisodeRef, settings: EpisodeSettings, step: number): Promise<MemoryStepSummary> {
-    const key = episodeMemoryKey(ref.runId, ref.episodeId, step);
-    if (await this.store.exists(key)) return summarise(await this.store.getJson<MemoryStepRecord>(key));
+    const record = await storedOrComputed(this.store, episodeMemoryKey(ref.runId, ref.episodeId, step), () =>
+      this.readChunk(ref, settings, step),
+    );
+    this.remember(ref, record);
+    return summarise(record);
+  }
 
+  /** One memory turn over chunk `step`, and the callback query's retrieval. */
+  private async readChunk(ref: EpisodeRef, settings: EpisodeSettings, step: number): Promise<MemoryStepRecord> {
     if (settings.memoryContent !== undefined && !MEMORY_CONTENTS.includes(settings.memoryContent)) {
       throw new EpisodeInputError(`memoryContent must be one of ${MEMORY_CONTENTS.join(', ')}, got ${JSON.stringify(settings.memoryContent)}`);
     }
@@ -151,7 +159,7 @@ export class EpisodeSteps {
       recalled = (await this.historyBefore(ref, step)).recallForStep(step, recallQuery, settings.retrieval);
       this.observe({ kind: 'retrieval', milliseconds: performance.now() - started });
     }
-    const record: MemoryStepRecord = {
+    return {
       step,
       memory: parsed.memory,
       recallQuery,
@@ -166,47 +174,27 @@ export class EpisodeSteps {
       finishReason: generated.finishReason,
       sampling,
     };
-    const stored = (await this.store.putIfAbsent(key, JSON.stringify(record))) ? record : await this.store.getJson<MemoryStepRecord>(key);
-    this.remember(ref, stored);
-    return summarise(stored);
   }
 
   /** The final turn: answer from the last memory, score against the gold answers, write the result row. */
   async answer(ref: EpisodeRef, settings: EpisodeSettings, chunkCount: number): Promise<EpisodeResult> {
-    const resultKey = runResultKey(ref.runId, ref.episodeId);
-    if (await this.store.exists(resultKey)) return this.store.getJson<EpisodeResult>(resultKey);
+    const result = await storedOrComputed(this.store, runResultKey(ref.runId, ref.episodeId), () =>
+      this.scoredResult(ref, settings, chunkCount),
+    );
+    this.histories.delete(historyKey(ref));
+    return result;
+  }
+
+  /** The episode's result row: its answer (generated unless stored) scored against the gold answers. */
+  private async scoredResult(ref: EpisodeRef, settings: EpisodeSettings, chunkCount: number): Promise<EpisodeResult> {
     const input = await this.input(ref);
-    const answerKey = episodeAnswerKey(ref.runId, ref.episodeId);
-    let answer: AnswerRecord;
-    if (await this.store.exists(answerKey)) {
-      answer = await this.store.getJson<AnswerRecord>(answerKey);
-    } else {
-      const last = await this.store.getJson<MemoryStepRecord>(episodeMemoryKey(ref.runId, ref.episodeId, chunkCount - 1));
-      const prompt = buildFinalPrompt({
-        question: input.question,
-        recalled: settings.mode === 'rememr1' ? formatRecalled(last.recalled) : null,
-        memory: last.memory,
-        mode: settings.mode,
-        templates: this.templates(settings),
-      });
-      const { generated, sampling } = await this.generate(prompt, settings, settings.answerMaxNewTokens, stepSeed(settings, ref.episodeId, 'final'), 'answer');
-      const parsed = parseFinalTurn(generated.text);
-      answer = {
-        response: generated.text,
-        answer: parsed.answer,
-        formatValid: parsed.formatValid,
-        tokenIds: generated.tokenIds,
-        logProbs: generated.logProbs,
-        promptIds: generated.promptIds,
-        promptTokens: generated.promptTokens,
-        sampling,
-      };
-      if (!(await this.store.putIfAbsent(answerKey, JSON.stringify(answer)))) answer = await this.store.getJson<AnswerRecord>(answerKey);
-    }
+    const answer = await storedOrComputed(this.store, episodeAnswerKey(ref.runId, ref.episodeId), () =>
+      this.finalTurn(ref, settings, chunkCount),
+    );
     const steps = await this.readRecords(ref, chunkCount);
     const manifest = await this.store.getJson<ChunkManifest>(episodeChunkManifestKey(ref.runId, ref.episodeId));
     const metricsMode = settings.metricsMode ?? DEFAULT_METRICS_MODE;
-    const result: EpisodeResult = {
+    return {
       ...ref,
       rowIndex: input.rowIndex,
       id: input.id,
@@ -220,9 +208,31 @@ export class EpisodeSteps {
       formatValidSteps: steps.filter((record) => record.formatValid).length,
       recallQueries: steps.filter((record) => record.recallQuery !== null).length,
     };
-    if (!(await this.store.putIfAbsent(resultKey, JSON.stringify(result)))) return this.store.getJson<EpisodeResult>(resultKey);
-    this.histories.delete(historyKey(ref));
-    return result;
+  }
+
+  /** The final model turn: the answer from the last memory (and, in rememr1 mode, what its recall found). */
+  private async finalTurn(ref: EpisodeRef, settings: EpisodeSettings, chunkCount: number): Promise<AnswerRecord> {
+    const input = await this.input(ref);
+    const last = await this.store.getJson<MemoryStepRecord>(episodeMemoryKey(ref.runId, ref.episodeId, chunkCount - 1));
+    const prompt = buildFinalPrompt({
+      question: input.question,
+      recalled: settings.mode === 'rememr1' ? formatRecalled(last.recalled) : null,
+      memory: last.memory,
+      mode: settings.mode,
+      templates: this.templates(settings),
+    });
+    const { generated, sampling } = await this.generate(prompt, settings, settings.answerMaxNewTokens, stepSeed(settings, ref.episodeId, 'final'), 'answer');
+    const parsed = parseFinalTurn(generated.text);
+    return {
+      response: generated.text,
+      answer: parsed.answer,
+      formatValid: parsed.formatValid,
+      tokenIds: generated.tokenIds,
+      logProbs: generated.logProbs,
+      promptIds: generated.promptIds,
+      promptTokens: generated.promptTokens,
+      sampling,
+    };
   }
 
   /**

@@ -2,9 +2,9 @@
  * Plain data exchanged between episode workflows, their activities and the in-process runner. Types only,
  * plus defaults: safe to import from workflow code.
  */
-import type { MemoryContent, MetricsMode, RetrievalScorer } from '../agent';
+import type { AgentMode, MemoryContent, MetricsMode, RetrievalScorer } from '../agent';
 
-export type AgentMode = 'rememr1' | 'memagent';
+export type { AgentMode };
 
 /** How one episode reads and answers; the same settings and seed give the same text and the same writes. */
 export interface EpisodeSettings {

@@ -28,12 +28,13 @@ import {
   resultColumnData,
   resultParquetSchema,
   shardFileName,
+  type ExportFormat,
   toExportRow,
   type ExportRow,
   type RunBindingInfo,
 } from './result-rows';
 
-export type ExportFormat = 'parquet' | 'jsonl';
+export { EXPORT_FORMATS, type ExportFormat } from './result-rows';
 
 export interface ExportOptions {
   format: ExportFormat;

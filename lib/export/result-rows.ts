@@ -151,7 +151,10 @@ export function resultColumnData(rows: readonly ExportRow[]): Array<{ name: stri
 }
 
 /** Shard file names sort in shard order: part-00000.parquet, part-00001.parquet, … */
-export function shardFileName(index: number, format: 'parquet' | 'jsonl'): string {
+export const EXPORT_FORMATS = ['parquet', 'jsonl'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+export function shardFileName(index: number, format: ExportFormat): string {
   return `part-${String(index).padStart(5, '0')}.${format}`;
 }
 

@@ -31,6 +31,7 @@ import {
   type DeclaredTensor,
   type onnx,
 } from './onnx-graph';
+import { DECODER_NAMES, KV_PARTS } from './tensor-names';
 import { PolicyTokenizer } from './tokenizer';
 
 export const MODEL_FILES = {
@@ -101,24 +102,24 @@ function expectedInputs(config: ModelConfig): ExpectedTensor[] {
   const kv = [null, config.numKeyValueHeads, null, config.headDim];
   const kvDescription = `[batch, ${config.numKeyValueHeads} (num_key_value_heads), past_sequence, ${config.headDim} (head_dim)] float32`;
   const tensors: ExpectedTensor[] = [
-    { name: 'input_ids', elemType: DataType.INT64, dims: [null, null], describe: '[batch, sequence] int64' },
+    { name: DECODER_NAMES.inputIds, elemType: DataType.INT64, dims: [null, null], describe: '[batch, sequence] int64' },
     {
-      name: 'attention_mask',
+      name: DECODER_NAMES.attentionMask,
       elemType: DataType.INT64,
       dims: [null, null],
       describe: '[batch, past_sequence + sequence] int64',
     },
     {
-      name: 'position_ids',
+      name: DECODER_NAMES.positionIds,
       elemType: DataType.INT64,
       dims: [null, null],
       describe: '[batch, sequence] int64',
     },
   ];
   for (let layer = 0; layer < config.numHiddenLayers; layer++) {
-    for (const part of ['key', 'value'])
+    for (const part of KV_PARTS)
       tensors.push({
-        name: `past_key_values.${layer}.${part}`,
+        name: DECODER_NAMES.past(layer, part),
         elemType: DataType.FLOAT,
         dims: kv,
         describe: kvDescription,
@@ -132,16 +133,16 @@ function expectedOutputs(config: ModelConfig): ExpectedTensor[] {
   const kvDescription = `[batch, ${config.numKeyValueHeads} (num_key_value_heads), past_sequence + sequence, ${config.headDim} (head_dim)] float32`;
   const tensors: ExpectedTensor[] = [
     {
-      name: 'logits',
+      name: DECODER_NAMES.logits,
       elemType: DataType.FLOAT,
       dims: [null, null, config.vocabSize],
       describe: `[batch, sequence, ${config.vocabSize} (vocab_size)] float32`,
     },
   ];
   for (let layer = 0; layer < config.numHiddenLayers; layer++) {
-    for (const part of ['key', 'value'])
+    for (const part of KV_PARTS)
       tensors.push({
-        name: `present.${layer}.${part}`,
+        name: DECODER_NAMES.present(layer, part),
         elemType: DataType.FLOAT,
         dims: kv,
         describe: kvDescription,

@@ -25,7 +25,7 @@ import {
   type RowChoice,
   type SamplingParams,
 } from './sampling';
-import { DRAW_BLOCK, SEARCH_BLOCK } from './sampling-head';
+import { rowHeadOutputs } from './sampling-head-io';
 import type { DecoderRunner, ForwardInput, ForwardOutput } from './session';
 import { IncrementalDecoder, type ChatMessage, type PolicyTokenizer } from './tokenizer';
 
@@ -61,9 +61,6 @@ export interface GenerateResult {
   /** The stop string that ended generation, when finishReason is 'stop'. */
   stopString?: string;
 }
-
-const NO_IDS = new Int32Array(0);
-const NO_PROBABILITIES = new Float32Array(0);
 
 /** Rows are padded, prefilled and joined in multiples of this many cache columns (see the file comment). */
 export const CACHE_ALIGNMENT = 16;
@@ -306,9 +303,12 @@ export class GenerationEngine {
     topCount: number,
     uniforms: readonly [number, number][],
   ): (RowChoice | null)[] {
-    const vocabulary = this.vocabularySize;
-    const padded = this.runner.head.paddedVocabularySize;
-    const candidateBlocks = topCount === 0 ? 0 : output.candidateBlocks.length / rows.length;
+    const shape = {
+      rows: rows.length,
+      topCount,
+      vocabularySize: this.vocabularySize,
+      paddedVocabularySize: this.runner.head.paddedVocabularySize,
+    };
     const choices: (RowChoice | null)[] = new Array(rows.length);
     for (let r = 0; r < rows.length; r++) {
       const row = rows[r];
@@ -316,33 +316,11 @@ export class GenerationEngine {
         choices[r] = null;
         continue;
       }
-      const needed = row.candidatesNeeded(vocabulary);
-      // Plain temperature rows (every token of a training rollout) read no candidates: nothing to allocate.
-      const ids = needed === 0 ? NO_IDS : new Int32Array(needed);
-      // Candidate positions index the candidate blocks laid end to end.
-      for (let i = 0; i < needed; i++) {
-        const position = Number(output.candidatePositions[r * topCount + i]);
-        ids[i] =
-          Number(output.candidateBlocks[r * candidateBlocks + Math.floor(position / SEARCH_BLOCK)]) *
-            SEARCH_BLOCK +
-          (position % SEARCH_BLOCK);
-      }
+      const needed = row.candidatesNeeded(shape.vocabularySize);
       choices[r] = chooseToken(
         row.request.params,
         uniforms[r],
-        {
-          blockStart: Number(output.sampledBlock[r]) * DRAW_BLOCK,
-          blockProbabilities: output.blockProbabilities.subarray(r * DRAW_BLOCK, (r + 1) * DRAW_BLOCK),
-          candidateIds: ids,
-          candidateProbabilities:
-            needed === 0
-              ? NO_PROBABILITIES
-              : output.candidateProbabilities.subarray(r * topCount, r * topCount + needed),
-          probabilities:
-            output.probabilities === null
-              ? null
-              : output.probabilities.subarray(r * padded, r * padded + vocabulary),
-        },
+        rowHeadOutputs(output, shape, r, needed),
         needed,
       );
     }

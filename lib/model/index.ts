@@ -1,4 +1,8 @@
-/** The model runtime: load a model folder, generate, and the builders behind the project's own model. */
+/**
+ * The model runtime: load a model folder, tokenise, run ONNX Runtime sessions, generate and sample. The tools
+ * that build the project's own model (ONNX writer, weights, tokenizer, reference forward pass) are in
+ * lib/model-build.
+ */
 export { loadPolicy, type Policy, type PolicyOptions, type PolicyStats } from './policy';
 export { CACHE_ALIGNMENT, type FinishReason, type GenerateRequest, type GenerateResult } from './generate';
 export {
@@ -33,21 +37,4 @@ export {
   type SafetensorsDtype,
   type Float32TensorData,
 } from './safetensors';
-export { buildDecoderOnnx, DECODER_NAMES, type DecoderSpec, type DecoderOnnx } from './onnx-builder';
-export {
-  buildByteLevelTokenizer,
-  countPretokens,
-  AGENT_TAG_TOKENS,
-  CHAT_SPECIAL_TOKENS,
-  type BuiltTokenizer,
-} from './tokenizer-builder';
-export {
-  qwen2TensorSpecs,
-  randomQwen2Weights,
-  parameterCount,
-  type Qwen2Shape,
-  type WeightSource,
-} from './qwen2-weights';
-export { writeModelFolder, SAFETENSORS_FILE, type ModelFolderSpec } from './model-folder-builder';
-export { referenceForward } from './reference';
 export { seedKey, SamplingStream, type Seed } from './random';

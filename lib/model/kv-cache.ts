@@ -4,17 +4,13 @@
  * `past` inputs; rows are only copied when the batch changes (rows leave, rows join, padding is trimmed).
  */
 import { Tensor } from 'onnxruntime-node';
+import { DECODER_NAMES } from './tensor-names';
 
 export interface CacheShape {
   layers: number;
   kvHeads: number;
   headDim: number;
 }
-
-export const pastKeyName = (layer: number) => `past_key_values.${layer}.key`;
-export const pastValueName = (layer: number) => `past_key_values.${layer}.value`;
-export const presentKeyName = (layer: number) => `present.${layer}.key`;
-export const presentValueName = (layer: number) => `present.${layer}.value`;
 
 export class KvCache {
   private constructor(
@@ -37,7 +33,7 @@ export class KvCache {
   static fromPresent(shape: CacheShape, outputs: Record<string, Tensor>): KvCache {
     const tensors: Tensor[] = [];
     for (let layer = 0; layer < shape.layers; layer++)
-      tensors.push(outputs[presentKeyName(layer)], outputs[presentValueName(layer)]);
+      tensors.push(outputs[DECODER_NAMES.presentKey(layer)], outputs[DECODER_NAMES.presentValue(layer)]);
     const [rows, , columns] = tensors[0].dims;
     return new KvCache(shape, rows, columns, tensors);
   }
@@ -46,8 +42,8 @@ export class KvCache {
   pastFeeds(): Record<string, Tensor> {
     const feeds: Record<string, Tensor> = {};
     for (let layer = 0; layer < this.shape.layers; layer++) {
-      feeds[pastKeyName(layer)] = this.tensors[2 * layer];
-      feeds[pastValueName(layer)] = this.tensors[2 * layer + 1];
+      feeds[DECODER_NAMES.pastKey(layer)] = this.tensors[2 * layer];
+      feeds[DECODER_NAMES.pastValue(layer)] = this.tensors[2 * layer + 1];
     }
     return feeds;
   }

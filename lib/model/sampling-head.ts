@@ -32,6 +32,7 @@ import {
   valueInfo,
   type onnx,
 } from './onnx-graph';
+import { DECODER_NAMES } from './tensor-names';
 
 export const SAMPLING_HEAD = {
   /** [batch] 1 / temperature. */
@@ -106,7 +107,7 @@ export function attachSamplingHead(
   const graph = model.graph;
   if (!graph) throw new ModelFolderError(source, 'the ONNX model has no graph');
   const nodes = graph.node ?? [];
-  const logitsName = 'logits';
+  const logitsName = DECODER_NAMES.logits;
   const producerIndex = nodes.findIndex((node) => (node.output ?? []).includes(logitsName));
   if (producerIndex < 0) throw new ModelFolderError(source, 'no node produces the "logits" output');
   const producer = nodes[producerIndex];

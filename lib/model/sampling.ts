@@ -267,3 +267,25 @@ function nucleusDraw(
   }
   return chosen(last);
 }
+
+/** One row's request to a token sampler: how to sample, and its two uniform numbers in [0, 1). */
+export interface TokenRequest {
+  params: SamplingParams;
+  uniforms: readonly [number, number];
+}
+
+export interface TokenChoice {
+  token: number;
+  /** Log-probability of the token under the distribution it was drawn from (0 for greedy). */
+  logProb: number;
+}
+
+/**
+ * Chooses each row's next token from its logits. The plain implementation (reference-sampler.ts) is the
+ * definition and the test oracle; the fused ONNX sampling head (fused-sampler.ts, the head generation runs)
+ * is the optimisation, equal to it in distribution, not draw for draw: it spends the uniform numbers differently.
+ */
+export interface TokenSampler {
+  /** `logits` is [rows, vocabularySize], one row per request. */
+  choose(logits: Float32Array, vocabularySize: number, requests: readonly TokenRequest[]): Promise<TokenChoice[]>;
+}

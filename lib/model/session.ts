@@ -4,11 +4,19 @@
  */
 import { InferenceSession, Tensor, listSupportedBackends } from 'onnxruntime-node';
 import { ExecutionProviderError } from './errors';
-import { KvCache, presentKeyName, presentValueName, type CacheShape } from './kv-cache';
-import { SAMPLING_HEAD, type SamplingHeadInfo } from './sampling-head';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from './execution-providers';
+import { KvCache, type CacheShape } from './kv-cache';
+import type { SamplingHeadInfo } from './sampling-head';
+import {
+  readSamplingHeadOutputs,
+  samplingHeadFeeds,
+  samplingHeadFetches,
+  type SamplingHeadInput,
+  type SamplingHeadOutputs,
+} from './sampling-head-io';
+import { DECODER_NAMES } from './tensor-names';
 
-export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'webgpu'] as const;
-export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+export { EXECUTION_PROVIDERS, type ExecutionProvider };
 
 export interface RuntimeOptions {
   /** Default 'cpu'. 'cuda' needs onnxruntime-node's CUDA binaries; 'webgpu' needs a GPU adapter. */
@@ -103,8 +111,7 @@ export async function createSession(
   }
 }
 
-export interface ForwardInput {
-  rows: number;
+export interface ForwardInput extends SamplingHeadInput {
   sequence: number;
   /** [rows, sequence] */
   inputIds: BigInt64Array;
@@ -113,29 +120,10 @@ export interface ForwardInput {
   /** [rows, sequence] */
   positionIds: BigInt64Array;
   cache: KvCache;
-  /** [rows] 1 / temperature (1 for greedy rows). */
-  inverseTemperature: Float32Array;
-  /** [rows] the uniform number that draws each row's block. */
-  blockUniform: Float32Array;
-  /** How many top candidates the head returns per row; 0 skips the search. */
-  topCount: number;
-  /** Also return the full probabilities (for top-p sets larger than the candidates). */
-  fetchProbabilities: boolean;
 }
 
-export interface ForwardOutput {
+export interface ForwardOutput extends SamplingHeadOutputs {
   cache: KvCache;
-  /** [rows] */
-  sampledBlock: BigInt64Array;
-  /** [rows, DRAW_BLOCK] */
-  blockProbabilities: Float32Array;
-  /** [rows, candidate blocks]; empty when topCount was 0 (as are the next two) */
-  candidateBlocks: BigInt64Array;
-  /** [rows, topCount] */
-  candidatePositions: BigInt64Array;
-  candidateProbabilities: Float32Array;
-  /** [rows, padded vocabulary] when fetched. */
-  probabilities: Float32Array | null;
 }
 
 /** Timings of the forward passes, for benchmarks and monitoring. */
@@ -146,79 +134,37 @@ export interface ForwardStats {
   fullDistributionRuns: number;
 }
 
-const NO_INT64 = new BigInt64Array(0);
-const NO_FLOAT32 = new Float32Array(0);
-
-// ONNX Runtime only reads inputs, so constant ones can be shared by every run.
-const SEARCH = new Tensor('bool', Uint8Array.of(1), []);
-const NO_SEARCH = new Tensor('bool', Uint8Array.of(0), []);
-
 /** A decoder session with the sampling head attached. */
 export class DecoderRunner {
   readonly stats: ForwardStats = { runs: 0, runMs: 0, fullDistributionRuns: 0 };
-  /** Fetched every run: the draw and the cache. */
-  private readonly drawFetches: string[];
-  /** The same and the candidates: fetched when a row reads candidates. */
-  private readonly candidateFetches: string[];
+  /** The cache's outputs, fetched every run. */
+  private readonly cacheFetches: string[] = [];
 
   constructor(
     private readonly session: InferenceSession,
     readonly cacheShape: CacheShape,
     readonly head: SamplingHeadInfo,
   ) {
-    this.drawFetches = [SAMPLING_HEAD.sampledBlock, SAMPLING_HEAD.blockProbabilities];
     for (let layer = 0; layer < cacheShape.layers; layer++)
-      this.drawFetches.push(presentKeyName(layer), presentValueName(layer));
-    this.candidateFetches = [
-      ...this.drawFetches,
-      SAMPLING_HEAD.candidateBlocks,
-      SAMPLING_HEAD.candidatePositions,
-      SAMPLING_HEAD.candidateProbabilities,
-    ];
+      this.cacheFetches.push(DECODER_NAMES.presentKey(layer), DECODER_NAMES.presentValue(layer));
   }
 
   async forward(input: ForwardInput): Promise<ForwardOutput> {
     const { rows, sequence } = input;
     const feeds: Record<string, Tensor> = {
-      input_ids: new Tensor('int64', input.inputIds, [rows, sequence]),
-      attention_mask: new Tensor('int64', input.attentionMask, [rows, input.cache.columns + sequence]),
-      position_ids: new Tensor('int64', input.positionIds, [rows, sequence]),
+      [DECODER_NAMES.inputIds]: new Tensor('int64', input.inputIds, [rows, sequence]),
+      [DECODER_NAMES.attentionMask]: new Tensor('int64', input.attentionMask, [rows, input.cache.columns + sequence]),
+      [DECODER_NAMES.positionIds]: new Tensor('int64', input.positionIds, [rows, sequence]),
       ...input.cache.pastFeeds(),
-      [SAMPLING_HEAD.inverseTemperature]: new Tensor('float32', input.inverseTemperature, [rows]),
-      [SAMPLING_HEAD.blockUniform]: new Tensor('float32', input.blockUniform, [rows, 1]),
-      [SAMPLING_HEAD.topCount]: new Tensor(
-        'int64',
-        BigInt64Array.of(BigInt(Math.max(1, input.topCount))),
-        [1],
-      ),
-      [SAMPLING_HEAD.searchCandidates]: input.topCount > 0 ? SEARCH : NO_SEARCH,
+      ...samplingHeadFeeds(input),
     };
-    // Outputs not fetched are not converted to JavaScript tensors (every conversion costs time per step).
-    const readsCandidates = input.topCount > 0;
-    const drawn = readsCandidates ? this.candidateFetches : this.drawFetches;
-    const fetches = input.fetchProbabilities ? [...drawn, SAMPLING_HEAD.probabilities] : drawn;
+    const fetches = [...samplingHeadFetches(input), ...this.cacheFetches];
     const started = performance.now();
     const outputs = (await this.session.run(feeds, fetches)) as Record<string, Tensor>;
     this.stats.runMs += performance.now() - started;
     this.stats.runs += 1;
     if (input.fetchProbabilities) this.stats.fullDistributionRuns += 1;
-    return {
-      cache: KvCache.fromPresent(this.cacheShape, outputs),
-      sampledBlock: outputs[SAMPLING_HEAD.sampledBlock].data as BigInt64Array,
-      blockProbabilities: outputs[SAMPLING_HEAD.blockProbabilities].data as Float32Array,
-      candidateBlocks: readsCandidates
-        ? (outputs[SAMPLING_HEAD.candidateBlocks].data as BigInt64Array)
-        : NO_INT64,
-      candidatePositions: readsCandidates
-        ? (outputs[SAMPLING_HEAD.candidatePositions].data as BigInt64Array)
-        : NO_INT64,
-      candidateProbabilities: readsCandidates
-        ? (outputs[SAMPLING_HEAD.candidateProbabilities].data as Float32Array)
-        : NO_FLOAT32,
-      probabilities: input.fetchProbabilities
-        ? (outputs[SAMPLING_HEAD.probabilities].data as Float32Array)
-        : null,
-    };
+    return { cache: KvCache.fromPresent(this.cacheShape, outputs), ...readSamplingHeadOutputs(outputs, input) };
   }
 
   async release(): Promise<void> {

@@ -3,7 +3,9 @@
  * which evaluation seeds, and the agents compared. A committed JSON file; `rememr1 replication` evaluates it.
  */
 import { z } from 'zod';
-import type { BenchmarkSpec } from '../data/distant-evidence';
+import { DEFAULT_METRICS_MODE, METRICS_MODES } from '../agent/metrics';
+import { AGENT_MODES } from '../agent/mode';
+import { ENTITY_VOCABULARIES, EVIDENCE_ORDERS, type BenchmarkSpec } from '../data/distant-evidence';
 
 export const REPLICATION_SPEC_FORMAT = 'rememr1-replication/1';
 
@@ -20,7 +22,7 @@ const variantSchema = z
      * `version:NAME` (an exported policy version in the configured blob store).
      */
     policy: z.string().min(1),
-    mode: z.enum(['rememr1', 'memagent']).default('rememr1'),
+    mode: z.enum(AGENT_MODES).default('rememr1'),
     /** false: the model's `<recall>` queries are answered with nothing (the callback ablation). */
     callback: z.boolean().default(true),
   })
@@ -37,11 +39,11 @@ export const replicationSpecSchema = z
         chunks: z.array(positive).min(1),
         chunkTokens: positive,
         hops: z.array(positive).min(1),
-        order: z.enum(['forward', 'reverse', 'random']),
+        order: z.enum(EVIDENCE_ORDERS),
         minEvidenceGap: z.number().int().nonnegative(),
         distractorsPerChunk: z.number().int().nonnegative(),
         distractorSimilarity: z.number().min(0).max(1),
-        vocabulary: z.enum(['words', 'syllables']),
+        vocabulary: z.enum(ENTITY_VOCABULARIES),
         /** The split the rows come from (`test` for the table). */
         split: z.string().regex(/^[a-z0-9-]+$/),
       })
@@ -55,7 +57,7 @@ export const replicationSpecSchema = z
       })
       .strict(),
     /** How answers are scored (lib/agent/metrics.ts); named in the table. */
-    metrics: z.enum(['project', 'hotpotqa-official']).default('project'),
+    metrics: z.enum(METRICS_MODES).default(DEFAULT_METRICS_MODE),
     /** Evaluation seeds: sampled agents run once per seed; the table gives the mean and the range. */
     seeds: z.array(positive).min(1),
     /** Episodes in flight at once. */

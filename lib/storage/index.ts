@@ -24,3 +24,4 @@ export * from './blob-store';
 export * from './keys';
 export { FsBlobStore, type FsBlobStoreConfig } from './fs-store';
 export { S3BlobStore, type S3BlobStoreConfig } from './s3-store';
+export { storedOrComputed } from './stored-or-computed';

@@ -9,8 +9,8 @@
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { LRUCache } from 'lru-cache';
 import { createSession, type RuntimeOptions } from '../model/session';
-import type { DecoderSpec } from '../model/onnx-builder';
-import { qwen2TensorSpecs } from '../model/qwen2-weights';
+import type { DecoderSpec } from '../model-build/onnx-builder';
+import { qwen2TensorSpecs } from '../model-build/qwen2-weights';
 import { TrainingInputError } from './errors';
 import {
   lossTokenCount,

@@ -19,7 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { ModelConfig } from '../model/config';
 import { MODEL_FILES } from '../model/folder';
-import { buildWeightFiles, decoderSpecOf, modelConfigFileText } from '../model/model-folder-builder';
+import { buildWeightFiles, decoderSpecOf, modelConfigFileText } from '../model-build/model-folder-builder';
 import { loadPolicy, type Policy, type PolicyOptions, type PolicyStats } from '../model/policy';
 import type { GenerateRequest, GenerateResult } from '../model/generate';
 import type { ChatMessage } from '../model/tokenizer';

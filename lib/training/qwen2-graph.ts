@@ -1,7 +1,7 @@
 /**
  * The Qwen2 policy as a training graph, written once against the autodiff operators so that ONNX Runtime
  * runs its forward pass and (optionally) its backward pass. The architecture is the ONNX decoder's
- * (lib/model/onnx-builder.ts) operator for operator: RMSNorm → q/k/v projections with bias → rotary
+ * (lib/model-build/onnx-builder.ts) operator for operator: RMSNorm → q/k/v projections with bias → rotary
  * positions → grouped-query attention with causal and padding masks → o_proj → residual → RMSNorm → gated
  * SiLU MLP → residual → final RMSNorm → output head (tied or not), so that its log-probabilities equal the
  * policy's to float rounding.
@@ -17,15 +17,16 @@
  *            [B·S, hidden]: the embedding table's full gradient is grad.model.embed_tokens.weight plus these rows
  *            added at their ids, see addEmbeddingRows)
  */
-import { rotaryInverseFrequencies, type DecoderSpec } from '../model/onnx-builder';
+import { rotaryInverseFrequencies, type DecoderSpec } from '../model-build/onnx-builder';
 import { DataType, intAttr } from '../model/onnx-graph';
-import { layerPrefix, lmHeadWeightName, qwen2TensorSpecs } from '../model/qwen2-weights';
+import { DECODER_NAMES } from '../model/tensor-names';
+import { layerPrefix, lmHeadWeightName, qwen2TensorSpecs } from '../model-build/qwen2-weights';
 import { AutodiffGraph, type FloatType, type Value } from './autodiff';
 
 export const TRAINING_GRAPH_NAMES = {
-  inputIds: 'input_ids',
-  attentionMask: 'attention_mask',
-  positionIds: 'position_ids',
+  inputIds: DECODER_NAMES.inputIds,
+  attentionMask: DECODER_NAMES.attentionMask,
+  positionIds: DECODER_NAMES.positionIds,
   lossPositions: 'loss_positions',
   targets: 'targets',
   logProbs: 'log_probs',

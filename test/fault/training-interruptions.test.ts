@@ -15,7 +15,7 @@ import { temporal } from '@temporalio/proto';
 import { startTemporal, stopTemporal, type StackPaths } from '../../infra/local-stack';
 import type { EpisodeSettings } from '../../lib/episode/types';
 import { parseModelConfig } from '../../lib/model/config';
-import { qwen2TensorSpecs } from '../../lib/model/qwen2-weights';
+import { qwen2TensorSpecs } from '../../lib/model-build/qwen2-weights';
 import { parseSafetensors } from '../../lib/model/safetensors';
 import {
   checkpointPrefix,

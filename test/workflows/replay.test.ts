@@ -2,8 +2,8 @@
  * Workflow code changes keep running workflows replayable: histories recorded by earlier code replay without a
  * determinism error on today's code. The episode workflow as it was before its progress upserts were throttled
  * (one search-attribute upsert per chunk step); batches that indexed their dataset in one activity, before
- * indexing went one activity per shard (`index-per-shard` patch). No server is needed: the worker replays the
- * history in memory.
+ * indexing went one activity per shard (`index-per-shard` patch); episodes with throttled upserts, across a
+ * continue-as-new. No server is needed: the worker replays the history in memory.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -52,6 +52,27 @@ describe('episode workflow histories from earlier code', () => {
     payload!.data = Buffer.from(JSON.stringify(input), 'utf8');
     await expect(
       Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, 'fixture-episode-options'),
+    ).resolves.toBeUndefined();
+  });
+});
+
+describe('episode workflow histories with throttled progress upserts', () => {
+  // Recorded when the episode loop and its progress bookkeeping were split apart (workflows/episode-progress.ts),
+  // on a server suggesting continue-as-new after 40 events; they also replay on the code before the split, so
+  // the split issues the same commands in the same order. The first run continues as new; the second resumes.
+  it.each([
+    ['episode-history-throttled-first-run.binpb', 'continued'],
+    ['episode-history-throttled-continued-run.binpb', 'completed'],
+  ])('replays %s', async (file, ending) => {
+    const history = temporal.api.history.v1.History.decode(await fs.readFile(path.join(FIXTURES, file)));
+    const last = history.events?.[history.events.length - 1];
+    expect(
+      ending === 'continued'
+        ? last?.workflowExecutionContinuedAsNewEventAttributes
+        : last?.workflowExecutionCompletedEventAttributes,
+    ).toBeTruthy();
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, `fixture-${file}`),
     ).resolves.toBeUndefined();
   });
 });

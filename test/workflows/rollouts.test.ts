@@ -14,7 +14,7 @@ import { generateSyntheticRows } from '../../lib/data/synthetic';
 import { EpisodeSteps } from '../../lib/episode/steps';
 import { rolloutEpisodeId, rolloutSettings, type EpisodeInputRecord, type MemoryStepRecord } from '../../lib/episode/types';
 import { parseModelConfig } from '../../lib/model/config';
-import { collectQwen2Weights } from '../../lib/model/qwen2-weights';
+import { collectQwen2Weights } from '../../lib/model-build/qwen2-weights';
 import { parseSafetensors } from '../../lib/model/safetensors';
 import { episodeInputKey, episodeMemoryKey, type BlobStore } from '../../lib/storage';
 import type { TrainingBatch } from '../../lib/training/batch';

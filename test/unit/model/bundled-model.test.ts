@@ -6,9 +6,9 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { buildTinyModel, TINY_SHAPE } from '../../../scripts/build-model';
 import { loadModelFolder } from '../../../lib/model/folder';
-import { buildDecoderOnnx } from '../../../lib/model/onnx-builder';
+import { buildDecoderOnnx } from '../../../lib/model-build/onnx-builder';
 import { loadPolicy } from '../../../lib/model/policy';
-import { qwen2TensorSpecs } from '../../../lib/model/qwen2-weights';
+import { qwen2TensorSpecs } from '../../../lib/model-build/qwen2-weights';
 import { parseSafetensors } from '../../../lib/model/safetensors';
 import { temporaryFolder } from './helpers';
 

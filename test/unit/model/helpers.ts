@@ -7,9 +7,10 @@ import {
   buildByteLevelTokenizer,
   countPretokens,
   type BuiltTokenizer,
-} from '../../../lib/model/tokenizer-builder';
-import { writeModelFolder, type ModelFolderSpec } from '../../../lib/model/model-folder-builder';
-import type { DecoderSpec } from '../../../lib/model/onnx-builder';
+} from '../../../lib/model-build/tokenizer-builder';
+import { writeModelFolder, type ModelFolderSpec } from '../../../lib/model-build/model-folder-builder';
+import type { DecoderSpec } from '../../../lib/model-build/onnx-builder';
+import { DECODER_NAMES, KV_PARTS } from '../../../lib/model/tensor-names';
 
 export const SMALL_CORPUS = [
   'The quick brown fox jumps over the lazy dog. The dog sleeps in the sun.',
@@ -81,14 +82,14 @@ export async function rawForward(
       [rows, columns],
     );
   const feeds: Record<string, Tensor> = {
-    input_ids: int64(input.inputIds, sequence),
-    attention_mask: int64(input.attentionMask, input.attentionMask[0].length),
-    position_ids: int64(input.positionIds, sequence),
+    [DECODER_NAMES.inputIds]: int64(input.inputIds, sequence),
+    [DECODER_NAMES.attentionMask]: int64(input.attentionMask, input.attentionMask[0].length),
+    [DECODER_NAMES.positionIds]: int64(input.positionIds, sequence),
   };
   for (let layer = 0; layer < spec.numHiddenLayers; layer++) {
-    for (const part of ['key', 'value']) {
-      feeds[`past_key_values.${layer}.${part}`] =
-        input.past?.[`present.${layer}.${part}`] ??
+    for (const part of KV_PARTS) {
+      feeds[DECODER_NAMES.past(layer, part)] =
+        input.past?.[DECODER_NAMES.present(layer, part)] ??
         new Tensor('float32', new Float32Array(0), [rows, spec.numKeyValueHeads, 0, spec.headDim]);
     }
   }

@@ -3,9 +3,9 @@
  * left-padded batches, external weights.
  */
 import { InferenceSession, Tensor } from 'onnxruntime-node';
-import { buildDecoderOnnx, type DecoderSpec } from '../../../lib/model/onnx-builder';
-import { randomQwen2Weights, weightMap } from '../../../lib/model/qwen2-weights';
-import { referenceForward } from '../../../lib/model/reference';
+import { buildDecoderOnnx, type DecoderSpec } from '../../../lib/model-build/onnx-builder';
+import { randomQwen2Weights, weightMap } from '../../../lib/model-build/qwen2-weights';
+import { referenceForward } from '../../../lib/model-build/reference';
 import { rawForward, smallSpec } from './helpers';
 
 const TOLERANCE = 1e-4;

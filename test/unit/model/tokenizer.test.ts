@@ -6,7 +6,7 @@ import {
   AGENT_TAG_TOKENS,
   buildByteLevelTokenizer,
   countPretokens,
-} from '../../../lib/model/tokenizer-builder';
+} from '../../../lib/model-build/tokenizer-builder';
 import { ChatTemplateError, IncrementalDecoder, PolicyTokenizer } from '../../../lib/model/tokenizer';
 import { SMALL_CORPUS, smallTokenizer } from './helpers';
 

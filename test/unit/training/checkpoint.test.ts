@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { modelConfigToJson, parseModelConfig, type ModelConfig } from '../../../lib/model/config';
-import { randomQwen2Weights } from '../../../lib/model/qwen2-weights';
+import { randomQwen2Weights } from '../../../lib/model-build/qwen2-weights';
 import type { BlobBody, BlobStore, PutOptions } from '../../../lib/storage/blob-store';
 import { FsBlobStore } from '../../../lib/storage/fs-store';
 import { checkpointFileKey } from '../../../lib/storage/keys';

@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { loadPolicy, type Policy } from '../../../lib/model/policy';
 import { parseSafetensors } from '../../../lib/model/safetensors';
-import { qwen2TensorSpecs } from '../../../lib/model/qwen2-weights';
+import { qwen2TensorSpecs } from '../../../lib/model-build/qwen2-weights';
 import { OnnxTrainerEngine } from '../../../lib/training/onnx-engine';
 import type { LossSequence } from '../../../lib/training/engine';
 import { smallModelFolder, smallSpec } from '../model/helpers';

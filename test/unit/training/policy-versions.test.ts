@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { parseModelConfig, type ModelConfig } from '../../../lib/model/config';
 import type { GenerateRequest } from '../../../lib/model/generate';
 import { loadPolicy, type Policy } from '../../../lib/model/policy';
-import { collectQwen2Weights } from '../../../lib/model/qwen2-weights';
+import { collectQwen2Weights } from '../../../lib/model-build/qwen2-weights';
 import { parseSafetensors } from '../../../lib/model/safetensors';
 import { FsBlobStore } from '../../../lib/storage/fs-store';
 import { policyFileKey } from '../../../lib/storage/keys';

@@ -4,7 +4,7 @@
  * heads, grouped-query attention, padding rows, a vocabulary padded past the tokenizer's ids).
  */
 import { InferenceSession, Tensor } from 'onnxruntime-node';
-import { randomQwen2Weights, qwen2TensorSpecs } from '../../../lib/model/qwen2-weights';
+import { randomQwen2Weights, qwen2TensorSpecs } from '../../../lib/model-build/qwen2-weights';
 import { Xoshiro128 } from '../../../lib/model/random';
 import {
   addEmbeddingRows,

@@ -4,7 +4,7 @@
  * start gives bit-identical weights; bad batches fail with one clear line.
  */
 import { spawn } from 'node:child_process';
-import { randomQwen2Weights } from '../../../lib/model/qwen2-weights';
+import { randomQwen2Weights } from '../../../lib/model-build/qwen2-weights';
 import { Xoshiro128 } from '../../../lib/model/random';
 import type { TrainingBatch, TrainingSequence } from '../../../lib/training/batch';
 import { weightsDigest } from '../../../lib/training/checkpoint';

@@ -4,9 +4,9 @@
  * `lm_head.weight` is absent when the head is tied to the embedding). The ONNX builder, the reference
  * forward pass and the trainer all read weights through this one description.
  */
-import { ModelSpecError } from './errors';
-import type { ModelConfig } from './config';
-import { Xoshiro128, type Seed } from './random';
+import { ModelSpecError } from '../model/errors';
+import type { ModelConfig } from '../model/config';
+import { Xoshiro128, type Seed } from '../model/random';
 
 /** The fields of a config that fix the tensor shapes. */
 export type Qwen2Shape = Pick<

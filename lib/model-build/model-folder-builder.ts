@@ -8,13 +8,13 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { modelConfigToJson, type ModelConfig } from './config';
-import { ModelSpecError } from './errors';
-import { MODEL_FILES } from './folder';
+import { modelConfigToJson, type ModelConfig } from '../model/config';
+import { ModelSpecError } from '../model/errors';
+import { MODEL_FILES } from '../model/folder';
 import { buildDecoderOnnx, type DecoderSpec } from './onnx-builder';
 import { randomQwen2Weights, qwen2TensorSpecs, weightMap, type Qwen2Shape } from './qwen2-weights';
-import type { Seed } from './random';
-import { serializeSafetensors, type Float32TensorData } from './safetensors';
+import type { Seed } from '../model/random';
+import { serializeSafetensors, type Float32TensorData } from '../model/safetensors';
 import type { BuiltTokenizer } from './tokenizer-builder';
 
 export const SAFETENSORS_FILE = 'model.safetensors';

@@ -7,7 +7,7 @@
  * like Qwen's `<think>`, so decoding keeps them). Also writes `tokenizer_config.json` with a Qwen-style
  * chat template.
  */
-import { ModelSpecError } from './errors';
+import { ModelSpecError } from '../model/errors';
 
 export const CHAT_SPECIAL_TOKENS = {
   endOfText: '<|endoftext|>',

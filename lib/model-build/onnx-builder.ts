@@ -14,8 +14,8 @@
  * Linear layers are Gemm with transB=1, so weights stay in Hugging Face's [out, in] layout (the same bytes
  * as in model.safetensors); the head is a MatMul over [batch, seq, hidden] as in optimum's exports.
  */
-import type { ModelConfig } from './config';
-import { ModelSpecError } from './errors';
+import type { ModelConfig } from '../model/config';
+import { ModelSpecError } from '../model/errors';
 import {
   DataType,
   GraphBuilder,
@@ -28,7 +28,8 @@ import {
   intsAttr,
   valueInfo,
   type onnx,
-} from './onnx-graph';
+} from '../model/onnx-graph';
+import { DECODER_NAMES } from '../model/tensor-names';
 import {
   collectQwen2Weights,
   layerPrefix,
@@ -54,17 +55,6 @@ export interface DecoderOnnx {
   externalData: { path: string; data: Uint8Array } | null;
 }
 
-/** Graph input and output names, as optimum exports them. */
-export const DECODER_NAMES = {
-  inputIds: 'input_ids',
-  attentionMask: 'attention_mask',
-  positionIds: 'position_ids',
-  logits: 'logits',
-  pastKey: (layer: number) => `past_key_values.${layer}.key`,
-  pastValue: (layer: number) => `past_key_values.${layer}.value`,
-  presentKey: (layer: number) => `present.${layer}.key`,
-  presentValue: (layer: number) => `present.${layer}.value`,
-} as const;
 
 const DIM = {
   batch: 'batch_size',
