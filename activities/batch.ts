@@ -3,6 +3,7 @@
  * list a page's unfinished episodes, record failures, and aggregate the summary.
  */
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import {
   DatasetFormatError,
   blobDatasetSource,
@@ -29,7 +30,7 @@ import {
   runResultsPrefix,
   type BlobStore,
 } from '../lib/storage';
-import { failFastOnBadInput } from './failures';
+import { failFastOnBadInput, withHeartbeat } from './failures';
 import { recordRowsFailed } from './observability';
 
 export interface BatchIndex {
@@ -281,12 +282,9 @@ export function createBatchActivities(deps: BatchActivityDeps) {
      * recorded earlier; else 'sequential' when shards were indexed before layouts were recorded (older code, whose
      * pages a re-run must extend, not overlap); else `requested`, recorded now.
      */
-    async chooseIndexLayout(runId: string, requested: IndexLayout): Promise<{ layout: IndexLayout; index?: BatchIndex }> {
+    async chooseIndexLayout(runId: string, requested: IndexLayout): Promise<{ index: BatchIndex } | { layout: IndexLayout }> {
       return failFast(async () => {
-        if (await store.exists(batchIndexKey(runId))) {
-          const index = await store.getJson<BatchIndex>(batchIndexKey(runId));
-          return { layout: 'sequential', index };
-        }
+        if (await store.exists(batchIndexKey(runId))) return { index: await store.getJson<BatchIndex>(batchIndexKey(runId)) };
         const layoutKey = batchIndexLayoutKey(runId);
         if (!(await store.exists(layoutKey))) {
           let indexedBefore = false;
@@ -303,17 +301,14 @@ export function createBatchActivities(deps: BatchActivityDeps) {
     /** A shard's row span (see `datasetRowSpan`), for the reserved layout; heartbeats while it reads. */
     async countShard(shard: DatasetShardRef, fields: FieldMapping | undefined, nameRows: boolean): Promise<number> {
       return failFast(async () => {
-        const context = Context.current();
         const shardStore = shard.bucket === undefined ? store : bucketStore(shard);
-        // The SDK throttles what it sends to the server; a beat a second keeps short heartbeat timeouts met.
-        const beat = setInterval(() => context.heartbeat(), 1_000);
         try {
-          return await datasetRowSpan(blobDatasetSource(shardStore, shard.key), detectDatasetFormat(shard.key), fields);
+          // The SDK throttles what it sends; a beat a second keeps short heartbeat timeouts met.
+          return await withHeartbeat(() => datasetRowSpan(blobDatasetSource(shardStore, shard.key), detectDatasetFormat(shard.key), fields), 1_000);
         } catch (error) {
           if (error instanceof DatasetFormatError && nameRows) throw new DatasetFormatError(`${shard.name}: ${error.message}`);
           throw error;
         } finally {
-          clearInterval(beat);
           if (shardStore !== store) await shardStore.close();
         }
       });
@@ -343,7 +338,10 @@ export function createBatchActivities(deps: BatchActivityDeps) {
           for (const error of index.errors) if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(error);
           if (shard % 100 === 99) context.heartbeat(shard);
         }
-        if (reserved !== 0 && reserved !== shards) throw new Error(`run ${runId} has shards indexed in both page layouts; index it under a new run id`);
+        if (reserved !== 0 && reserved !== shards) {
+          // chooseIndexLayout keeps a run to one layout: only a store edited by hand gets here, and no retry helps.
+          throw ApplicationFailure.nonRetryable(`run ${runId} has shards indexed in both page layouts; index it under a new run id`, 'MixedIndexLayouts');
+        }
         if (reserved > 0) pages = reservedEnd;
         await store.putJson(batchRowErrorsKey(runId), { invalidRows, errors, truncated: invalidRows > errors.length });
         const index: BatchIndex = { rows, validRows: rows - invalidRows, invalidRows, pages, pageSize };

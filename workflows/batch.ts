@@ -211,7 +211,7 @@ function shardActivities(runtime: WorkflowRuntime): ReturnType<typeof proxyActiv
 
 /**
  * Indexes in the run's layout (`chooseIndexLayout`): a finished index is returned as is; a run whose shards were
- * indexed one at a time (or asked for parallelism 1) goes on so; otherwise every shard's row span is counted
+ * indexed one at a time (or asked for parallelism 1, or of one shard) goes on so; otherwise every shard's row span is counted
  * (`width` at once), which fixes each shard's rows and pages, and then the shards are indexed `width` at once.
  * Each run does at most `SHARDS_PER_RUN` shard activities before it continues as new.
  */
@@ -227,8 +227,9 @@ async function indexInLayout(input: BatchQAInput, progress: IndexingProgress): P
   let state = input.parallelIndexing;
   if (state === undefined) {
     const light = proxyActivities<BatchActivities>(activityOptions(input.runtime.activities.io, input.runtime.taskQueues.orchestration));
-    const chosen = await light.chooseIndexLayout(input.runId, width > 1 ? 'reserved' : 'sequential');
-    if (chosen.index !== undefined) return chosen.index;
+    // One shard gains nothing from a counting pass.
+    const chosen = await light.chooseIndexLayout(input.runId, width > 1 && shards.length > 1 ? 'reserved' : 'sequential');
+    if ('index' in chosen) return chosen.index;
     if (chosen.layout === 'sequential') return indexShards(input, progress);
     state = { spans: [], shard: 0, rows: 0, validRows: 0, invalidRows: 0 };
   }

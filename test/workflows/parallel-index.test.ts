@@ -165,6 +165,25 @@ describe('indexing shards in parallel', () => {
     expect(resumed.rowErrors).toEqual(sequential.rowErrors);
   }, 200_000);
 
+  it('goes on one shard at a time in a batch that the code before the patch continued as new mid-indexing', async () => {
+    // Its next run starts on today's code with the one-at-a-time state: shards a-d indexed (14 rows, 4 pages).
+    const runId = `${unique}-continued`;
+    await indexOnly(input(runId, 1));
+    for (const key of [batchIndexKey(runId), batchRowErrorsKey(runId), batchIndexLayoutKey(runId)])
+      await rig.store.delete(key);
+    for (let shard = 4; shard < shards.length; shard += 1)
+      await rig.store.delete(batchShardIndexKey(runId, shard));
+    for (let page = 4; page < sequential.index.pages; page += 1)
+      await rig.store.delete(batchPageKey(runId, page));
+
+    const continued = await indexOnly({ ...input(runId, 3), indexing: { shard: 4, rows: 14, pages: 4 } });
+    expect(await rig.store.exists(batchIndexLayoutKey(runId))).toBe(false);
+    expect(continued.index).toEqual(sequential.index);
+    expect(continued.entries).toEqual(sequential.entries);
+    expect([...continued.inputs.entries()].sort()).toEqual([...sequential.inputs.entries()].sort());
+    expect(continued.rowErrors).toEqual(sequential.rowErrors);
+  }, 200_000);
+
   it('re-runs a run indexed in parallel in its layout, also when asked for one shard at a time', async () => {
     const runId = `${unique}-par`;
     // A second batch of the same run finds the index; without it, the shards' own indexes and the recorded layout.
