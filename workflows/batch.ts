@@ -211,9 +211,9 @@ function shardActivities(runtime: WorkflowRuntime): ReturnType<typeof proxyActiv
 
 /**
  * Indexes in the run's layout (`chooseIndexLayout`): a finished index is returned as is; a run whose shards were
- * indexed one at a time (or asked for parallelism 1, or of one shard) goes on so; otherwise every shard's row span is counted
- * (`width` at once), which fixes each shard's rows and pages, and then the shards are indexed `width` at once.
- * Each run does at most `SHARDS_PER_RUN` shard activities before it continues as new.
+ * indexed one at a time (or that asks for parallelism 1, or has one shard) goes on so; otherwise every shard's row
+ * span is counted (`width` at once), which fixes each shard's rows and pages, and then the shards are indexed
+ * `width` at once. Each run does at most `SHARDS_PER_RUN` shard activities before it continues as new.
  */
 async function indexInLayout(input: BatchQAInput, progress: IndexingProgress): Promise<BatchIndex | 'continued'> {
   const width = input.indexParallelism ?? DEFAULT_INDEX_PARALLELISM;
