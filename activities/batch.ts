@@ -3,15 +3,26 @@
  * list a page's unfinished episodes, record failures, and aggregate the summary.
  */
 import { Context } from '@temporalio/activity';
-import { DatasetFormatError, blobDatasetSource, detectDatasetFormat, readDataset, type FieldMapping, type RowError } from '../lib/data/dataset';
+import { ApplicationFailure } from '@temporalio/common';
+import {
+  DatasetFormatError,
+  blobDatasetSource,
+  datasetRowSpan,
+  detectDatasetFormat,
+  readDataset,
+  type FieldMapping,
+  type RowError,
+} from '../lib/data/dataset';
 import { SummaryBuilder, type BatchSummary } from '../lib/episode/summary';
 import type { EpisodeInputRecord, EpisodeResult } from '../lib/episode/types';
 import {
   batchIndexKey,
+  batchIndexLayoutKey,
   batchPageKey,
   batchRowErrorsKey,
   batchShardIndexKey,
   batchSummaryKey,
+  batchShardsPrefix,
   episodeFailureKey,
   episodeInputKey,
   runFailuresPrefix,
@@ -19,7 +30,7 @@ import {
   runResultsPrefix,
   type BlobStore,
 } from '../lib/storage';
-import { failFastOnBadInput } from './failures';
+import { failFastOnBadInput, withHeartbeat } from './failures';
 import { recordRowsFailed } from './observability';
 
 export interface BatchIndex {
@@ -45,7 +56,10 @@ export interface DatasetSourceRef {
   fields?: FieldMapping;
 }
 
-/** Where a shard's rows and pages start (known once the shards before it are indexed). */
+/**
+ * Where a shard's rows and pages start: known once the shards before it are indexed (sequential layout), or once
+ * every shard's row span is counted (reserved layout, where `reservedRows` and `reservedPages` are given).
+ */
 export interface ShardPosition {
   shard: number;
   /** Dataset row number of the shard's first row. */
@@ -55,17 +69,33 @@ export interface ShardPosition {
   pageSize: number;
   /** Row errors name the shard file and the row within it (datasets given as a source). */
   nameRows: boolean;
+  /** Reserved layout: the row numbers the shard may use (its counted span); a row past them fails the shard. */
+  reservedRows?: number;
+  /** Reserved layout: the page numbers the shard may use, from `firstPage` (those it leaves empty stay absent). */
+  reservedPages?: number;
 }
+
+/**
+ * How a run's pages are numbered. 'sequential': each shard's pages follow the previous shard's last page (shards
+ * are indexed one at a time, in order). 'reserved': every shard owns ceil(span / pageSize) pages from the start,
+ * so shards index in parallel; pages a shard does not fill (malformed rows) are absent.
+ */
+export type IndexLayout = 'sequential' | 'reserved';
 
 /** What one indexed shard holds (runs/{run}/batch/shards/{shard}.json). */
 export interface ShardIndex {
   rows: number;
   validRows: number;
   invalidRows: number;
+  /** Pages written. */
   pages: number;
   errors: RowError[];
   truncated: boolean;
+  /** Reserved layout only (absent in shards indexed one after another, also by code before the layout existed). */
+  firstPage?: number;
+  reservedPages?: number;
 }
+
 
 /** The last point where everything before it is stored: the heartbeat of `indexShard`, where a retry resumes. */
 interface ShardResumePoint {
@@ -208,6 +238,13 @@ export function createBatchActivities(deps: BatchActivityDeps) {
           for await (const item of readDataset(blobDatasetSource(shardStore, shard.key), format, fields)) {
             rows += 1;
             if (rows % 100 === 0) context.heartbeat(resumePoint);
+            const fileRow = item.ok ? item.row.rowIndex : item.error.rowIndex;
+            if (position.reservedRows !== undefined && fileRow >= position.reservedRows) {
+              // Its rows would take the next shard's row numbers (and pages): the shard changed since it was counted.
+              throw new DatasetFormatError(
+                `the shard has a row ${fileRow + 1} but held ${position.reservedRows} rows when the batch counted it; it changed during the batch`,
+              );
+            }
             // Rows before the resume point are stored already: only their errors are collected again.
             const stored = resume !== undefined && rows <= resume.rowsRead;
             if (!item.ok) {
@@ -233,9 +270,47 @@ export function createBatchActivities(deps: BatchActivityDeps) {
         }
         if (page.length > 0) await flush();
         const index: ShardIndex = { rows, validRows: rows - invalidRows, invalidRows, pages, errors, truncated: invalidRows > errors.length };
+        if (position.reservedPages !== undefined) Object.assign(index, { firstPage: position.firstPage, reservedPages: position.reservedPages });
         await store.putJson(doneKey, index);
         recordRowsFailed('malformed', invalidRows);
         return counts(index);
+      });
+    },
+
+    /**
+     * The run's page layout, fixed by its first indexing: the finished index if there is one; else the layout
+     * recorded earlier; else 'sequential' when shards were indexed before layouts were recorded (older code, whose
+     * pages a re-run must extend, not overlap); else `requested`, recorded now.
+     */
+    async chooseIndexLayout(runId: string, requested: IndexLayout): Promise<{ index: BatchIndex } | { layout: IndexLayout }> {
+      return failFast(async () => {
+        if (await store.exists(batchIndexKey(runId))) return { index: await store.getJson<BatchIndex>(batchIndexKey(runId)) };
+        const layoutKey = batchIndexLayoutKey(runId);
+        if (!(await store.exists(layoutKey))) {
+          let indexedBefore = false;
+          for await (const key of store.list(batchShardsPrefix(runId))) {
+            indexedBefore = key.endsWith('.json');
+            if (indexedBefore) break;
+          }
+          await store.putIfAbsent(layoutKey, JSON.stringify({ layout: indexedBefore ? 'sequential' : requested }));
+        }
+        return { layout: (await store.getJson<{ layout: IndexLayout }>(layoutKey)).layout };
+      });
+    },
+
+    /** A shard's row span (see `datasetRowSpan`), for the reserved layout; heartbeats while it reads. */
+    async countShard(shard: DatasetShardRef, fields: FieldMapping | undefined, nameRows: boolean): Promise<number> {
+      return failFast(async () => {
+        const shardStore = shard.bucket === undefined ? store : bucketStore(shard);
+        try {
+          // The SDK throttles what it sends; a beat a second keeps short heartbeat timeouts met.
+          return await withHeartbeat(() => datasetRowSpan(blobDatasetSource(shardStore, shard.key), detectDatasetFormat(shard.key), fields), 1_000);
+        } catch (error) {
+          if (error instanceof DatasetFormatError && nameRows) throw new DatasetFormatError(`${shard.name}: ${error.message}`);
+          throw error;
+        } finally {
+          if (shardStore !== store) await shardStore.close();
+        }
       });
     },
 
@@ -247,15 +322,27 @@ export function createBatchActivities(deps: BatchActivityDeps) {
         const errors: RowError[] = [];
         let rows = 0;
         let invalidRows = 0;
+        // One after another, pages add up; reserved, they end where the last shard's reservation ends.
         let pages = 0;
+        let reservedEnd = 0;
+        let reserved = 0;
         for (let shard = 0; shard < shards; shard += 1) {
           const index = await store.getJson<ShardIndex>(batchShardIndexKey(runId, shard));
           rows += index.rows;
           invalidRows += index.invalidRows;
           pages += index.pages;
+          if (index.firstPage !== undefined && index.reservedPages !== undefined) {
+            reserved += 1;
+            reservedEnd = Math.max(reservedEnd, index.firstPage + index.reservedPages);
+          }
           for (const error of index.errors) if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(error);
           if (shard % 100 === 99) context.heartbeat(shard);
         }
+        if (reserved !== 0 && reserved !== shards) {
+          // chooseIndexLayout keeps a run to one layout: only a store edited by hand gets here, and no retry helps.
+          throw ApplicationFailure.nonRetryable(`run ${runId} has shards indexed in both page layouts; index it under a new run id`, 'MixedIndexLayouts');
+        }
+        if (reserved > 0) pages = reservedEnd;
         await store.putJson(batchRowErrorsKey(runId), { invalidRows, errors, truncated: invalidRows > errors.length });
         const index: BatchIndex = { rows, validRows: rows - invalidRows, invalidRows, pages, pageSize };
         await store.putIfAbsent(batchIndexKey(runId), JSON.stringify(index));
@@ -267,6 +354,8 @@ export function createBatchActivities(deps: BatchActivityDeps) {
     /** The page's episodes that have no result row yet (so a rerun recomputes nothing that is done). */
     async pendingEpisodes(runId: string, page: number): Promise<{ pending: PageEntry[]; finished: number }> {
       return failFast(async () => {
+        // In the reserved layout a shard's malformed rows can leave its last reserved pages unwritten.
+        if (!(await store.exists(batchPageKey(runId, page)))) return { pending: [], finished: 0 };
         const entries = await store.getJson<PageEntry[]>(batchPageKey(runId, page));
         const pending: PageEntry[] = [];
         for (const entry of entries) {

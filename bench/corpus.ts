@@ -6,16 +6,30 @@
  * child's peak RSS for each corpus size; the memory test (test/storage/corpus-memory.test.ts) runs it small.
  *
  *   npx tsx bench/corpus.ts --rows 200000,800000 [--shards 16] [--context-chars 1000] [--heap-mb 64]
+ *
+ * With `--temporal`, indexing runs through the real workflows instead: the CLI's staging and a batch started in one
+ * process, an orchestration worker in another (both under the heap limit), the Temporal dev server of the local
+ * stack; for each corpus size, alternately with shards indexed one at a time (`indexParallelism` 1, the in-run
+ * baseline) and `--parallelism` at once, `--repeats` times each. Prints rows indexed per second (batch start to
+ * the run's index written) and each process's peak RSS; the batch is terminated once indexed (no episodes run).
+ *
+ *   npx tsx bench/corpus.ts --temporal --rows 20000,80000 --shards 8 --repeats 3 [--parallelism 4] [--heap-mb 128]
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { once } from 'node:events';
+import { Client, Connection } from '@temporalio/client';
 import { prepareDataset, stageDataset } from '../cli/dataset-source';
+import { stackPaths, startTemporal } from '../infra/local-stack';
 import { blobDatasetSource, readDataset } from '../lib/data/dataset';
-import { FsBlobStore } from '../lib/storage';
-import { loadConfig } from '../temporal.config';
+import { defaultEpisodeSettings } from '../lib/episode/types';
+import type { BatchIndex } from '../activities/batch';
+import { FsBlobStore, batchIndexKey } from '../lib/storage';
+import { loadConfig, type RememConfig } from '../temporal.config';
+import { killHard, startWorkerProcess, workerEnvironment } from '../workers/spawn';
+import { batchQAWorkflow } from '../workflows/batch';
 
 export interface CorpusMeasurement {
   rows: number;
@@ -94,6 +108,147 @@ async function child(corpusDir: string, storeDir: string): Promise<void> {
   console.log(JSON.stringify(measurement));
 }
 
+/** One indexing of a staged corpus through Temporal: rows per second and each process's peak RSS. */
+export interface IndexingMeasurement {
+  parallelism: number;
+  rows: number;
+  stageSeconds: number;
+  indexSeconds: number;
+  rowsPerSecond: number;
+  cliPeakRssMiB: number;
+  workerPeakRssMiB: number;
+}
+
+/** A process's peak resident set (Linux: VmHWM), read before it is stopped. */
+function peakRssMiBOf(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
+  if (kib === undefined) throw new Error(`no VmHWM for process ${pid}`);
+  return Number(kib) / 1024;
+}
+
+/**
+ * The CLI's side, in a child process under the heap limit (configured through the environment, as a worker is):
+ * stage the corpus, start a batch, wait for its index, terminate it. Prints its measurement as one JSON line.
+ */
+async function cliChild(corpusDir: string, runId: string, parallelism: number): Promise<void> {
+  const config = loadConfig();
+  const started = process.hrtime.bigint();
+  const seconds = (from: bigint): number => Number(process.hrtime.bigint() - from) / 1e9;
+  const store = new FsBlobStore({ root: config.storage.kind === 'fs' ? config.storage.root : '' });
+  const dataset = await prepareDataset(config, corpusDir, {});
+  const staged = await stageDataset(store, dataset);
+  const stageSeconds = seconds(started);
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const indexing = process.hrtime.bigint();
+  const handle = await client.workflow.start(batchQAWorkflow, {
+    workflowId: `batch.${runId}`,
+    taskQueue: config.taskQueues.orchestration,
+    args: [
+      {
+        runId,
+        datasetKey: staged.datasetKey,
+        source: staged.source,
+        dataset: dataset.name,
+        settings: defaultEpisodeSettings,
+        runtime: { taskQueues: config.taskQueues, activities: config.activities },
+        width: 1,
+        pageSize: 200,
+        stopOnBadRow: false,
+        indexParallelism: parallelism,
+      },
+    ],
+  });
+  const deadline = Date.now() + 3_600_000;
+  while (!(await store.exists(batchIndexKey(runId)))) {
+    if (Date.now() > deadline) throw new Error(`${runId} not indexed within an hour`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const indexSeconds = seconds(indexing);
+  await handle.terminate('indexing measured');
+  const index = await store.getJson<BatchIndex>(batchIndexKey(runId));
+  await connection.close();
+  await store.close();
+  const measurement = { rows: index.rows, stageSeconds, indexSeconds, cliPeakRssMiB: process.resourceUsage().maxRSS / 1024 };
+  console.log(JSON.stringify(measurement));
+}
+
+/** One measured indexing: a fresh worker process and a fresh CLI process over the same stored corpus. */
+async function indexThroughTemporal(config: RememConfig, corpusDir: string, heapMiB: number, parallelism: number): Promise<IndexingMeasurement> {
+  const heap = { NODE_OPTIONS: `--max-old-space-size=${heapMiB}` };
+  const worker = startWorkerProcess('orchestration', config, heap);
+  try {
+    await worker.ready;
+    const runId = `corpus-${process.pid}-${Date.now().toString(36)}-p${parallelism}`;
+    const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), __filename, '--cli-child', corpusDir, runId, String(parallelism)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...workerEnvironment(config), ...heap },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
+    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+    const [code] = (await once(child, 'close')) as [number | null];
+    if (code !== 0) throw new Error(`the CLI process failed (exit ${code}):\n${stderr.slice(-2000)}`);
+    const cli = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as Omit<IndexingMeasurement, 'parallelism' | 'rowsPerSecond' | 'workerPeakRssMiB'>;
+    const workerPeakRssMiB = peakRssMiBOf(worker.child.pid as number);
+    return { ...cli, parallelism, rowsPerSecond: cli.rows / cli.indexSeconds, workerPeakRssMiB };
+  } finally {
+    await killHard(worker);
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+async function temporalMain(sizes: number[], shards: number, contextChars: number, heapMiB: number): Promise<void> {
+  const repeats = Number(option('--repeats', '3'));
+  const parallelism = Number(option('--parallelism', '4'));
+  const base = loadConfig();
+  await startTemporal({ paths: stackPaths(base.localDir), address: base.temporal.address, namespace: base.temporal.namespace, ui: false });
+  for (const rows of sizes) {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rememr1-corpus-'));
+    const stamp = `${process.pid}-${Date.now().toString(36)}`;
+    const config: RememConfig = {
+      ...base,
+      taskQueues: { orchestration: `corpus-orch-${stamp}`, inference: `corpus-inf-${stamp}`, trainer: `corpus-train-${stamp}` },
+      storage: { kind: 'fs', root: path.join(work, 'store') },
+    };
+    try {
+      const bytes = await makeCorpus(path.join(work, 'corpus'), rows, shards, contextChars);
+      const results: IndexingMeasurement[] = [];
+      for (let repeat = 0; repeat < repeats; repeat += 1) {
+        for (const width of [1, parallelism]) {
+          const m = await indexThroughTemporal(config, path.join(work, 'corpus'), heapMiB, width);
+          results.push(m);
+          console.log(
+            `  ${rows} rows, parallelism ${width}: ${m.rowsPerSecond.toFixed(0)} rows/s (${m.indexSeconds.toFixed(1)} s), ` +
+              `peak RSS worker ${m.workerPeakRssMiB.toFixed(0)} MiB, CLI ${m.cliPeakRssMiB.toFixed(0)} MiB`,
+          );
+        }
+      }
+      const of = (width: number): IndexingMeasurement[] => results.filter((m) => m.parallelism === width);
+      const ratios = of(parallelism).map((m, i) => m.rowsPerSecond / of(1)[i].rowsPerSecond);
+      const range = (values: number[], digits = 0): string => `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
+      console.log(`${rows} rows, ${(bytes / 2 ** 20).toFixed(0)} MiB in ${shards} shards, V8 heap ${heapMiB} MiB, ${repeats} runs each:`);
+      for (const width of [1, parallelism]) {
+        const ms = of(width);
+        console.log(
+          `  parallelism ${width}: median ${median(ms.map((m) => m.rowsPerSecond)).toFixed(0)} rows/s (${range(ms.map((m) => m.rowsPerSecond))}); ` +
+            `peak RSS worker ${range(ms.map((m) => m.workerPeakRssMiB))} MiB, CLI ${range(ms.map((m) => m.cliPeakRssMiB))} MiB`,
+        );
+      }
+      console.log(`  parallel / one at a time, per repeat: median ${median(ratios).toFixed(2)}× (${range(ratios, 2)}×)`);
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  }
+}
+
 function option(name: string, fallback: string): string {
   const index = process.argv.indexOf(name);
   return index === -1 ? fallback : process.argv[index + 1];
@@ -104,6 +259,7 @@ async function main(): Promise<void> {
   const shards = Number(option('--shards', '16'));
   const contextChars = Number(option('--context-chars', '1000'));
   const heapMiB = Number(option('--heap-mb', '64'));
+  if (process.argv.includes('--temporal')) return temporalMain(sizes, shards, contextChars, heapMiB);
   for (const rows of sizes) {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rememr1-corpus-'));
     try {
@@ -121,7 +277,12 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  const run = process.argv[2] === '--child' ? child(process.argv[3], process.argv[4]) : main();
+  const run =
+    process.argv[2] === '--child'
+      ? child(process.argv[3], process.argv[4])
+      : process.argv[2] === '--cli-child'
+        ? cliChild(process.argv[3], process.argv[4], Number(process.argv[5]))
+        : main();
   run.catch((error: unknown) => {
     console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
     process.exit(1);

@@ -382,6 +382,7 @@ interface QaOptions extends EpisodeSettingOptions, FieldOptions {
   scorer: EpisodeSettings['retrieval']['scorer'];
   width: number;
   pageSize: number;
+  indexParallelism?: number;
   stopOnBadRow?: boolean;
   worker: boolean;
   ui: boolean;
@@ -474,6 +475,7 @@ async function runQa(options: QaOptions): Promise<void> {
       width: options.width,
       pageSize: options.pageSize,
       stopOnBadRow: options.stopOnBadRow ?? false,
+      ...(options.indexParallelism === undefined ? {} : { indexParallelism: options.indexParallelism }),
     };
     let handle: WorkflowHandle<typeof batchQAWorkflow>;
     try {
@@ -688,6 +690,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .option('--width <n>', 'episodes running at once', positiveInt, 8)
     .option('--page-size <n>', 'episodes per page (one continue-as-new per page)', positiveInt, 100)
+    .option('--index-parallelism <n>', 'dataset shards indexed at once (default 4; 1 = one after another)', positiveInt)
     .option('--stop-on-bad-row', 'fail on the first malformed row instead of reporting and skipping it')
     .option('--no-worker', 'do not run a worker in this process (workers run elsewhere)')
     .option('--no-ui', 'start the local dev server without its Web UI')

@@ -22,6 +22,7 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { BatchActivities, BatchIndex, DatasetSourceRef, PageEntry } from '../activities/batch';
+import { reservedPagesFor } from '../lib/data/shard-layout';
 import type { BatchSummary } from '../lib/episode/summary';
 import type { EpisodeSettings } from '../lib/episode/types';
 import { searchAttributes } from '../lib/temporal/search-attributes';
@@ -46,8 +47,16 @@ export interface BatchQAInput {
   stopOnBadRow: boolean;
   /** Carried across continue-as-new. */
   state?: { index: BatchIndex; page: number; done: number; failed: number; skipped: number };
-  /** Carried across continue-as-new while the dataset's shards are being indexed. */
+  /** Carried across continue-as-new while the dataset's shards are being indexed one after another. */
   indexing?: IndexingState;
+  /**
+   * Shards indexed at once (default `DEFAULT_INDEX_PARALLELISM`). 1 indexes them one after another, with pages
+   * numbered on without gaps and no counting pass; more first counts every shard's rows so that each one owns its
+   * row and page ranges before any is indexed. A run keeps the layout it was first indexed with.
+   */
+  indexParallelism?: number;
+  /** Carried across continue-as-new while the dataset's shards are counted, then indexed in parallel. */
+  parallelIndexing?: ParallelIndexingState;
 }
 
 /** How far indexing has come: the next shard, and the rows and pages of the shards before it. */
@@ -57,11 +66,31 @@ export interface IndexingState {
   pages: number;
 }
 
-/** Shards indexed per workflow run before it continues as new (three events each keep the history bounded). */
+/** Counting then indexing in parallel: the shards' row spans so far, then the shards before `shard` indexed. */
+export interface ParallelIndexingState {
+  /** Row span of each shard counted so far, in shard order (all of them before any shard is indexed). */
+  spans: number[];
+  /** Every shard before this one is indexed. */
+  shard: number;
+  rows: number;
+  validRows: number;
+  invalidRows: number;
+}
+
+/**
+ * Shard activities (counts and indexings) per workflow run before it continues as new (three events each keep
+ * the history bounded).
+ */
 export const SHARDS_PER_RUN = 500;
 
 /** The patch that indexes one shard per activity (batches started before it index in one activity). */
 export const INDEX_PER_SHARD_PATCH = 'index-per-shard';
+
+/** The patch that counts shards, then indexes several at once (batches started before it index one at a time). */
+export const INDEX_IN_PARALLEL_PATCH = 'index-shards-in-parallel';
+
+/** Shards indexed at once when the batch input does not say: orchestration activities are I/O-bound and light. */
+export const DEFAULT_INDEX_PARALLELISM = 4;
 
 export interface BatchProgress {
   status: 'indexing' | 'running' | 'summarising' | 'done';
@@ -99,7 +128,7 @@ export function describeBatchProgress(progress: BatchProgress, shards?: { indexe
 
 export async function batchQAWorkflow(input: BatchQAInput): Promise<BatchSummary> {
   const io = proxyActivities<BatchActivities>(activityOptions(input.runtime.activities.io, input.runtime.taskQueues.orchestration));
-  const progress: BatchProgress & { indexing?: IndexingState } = {
+  const progress: IndexingProgress = {
     status: 'indexing',
     rows: input.state?.index.rows ?? 0,
     validRows: input.state?.index.validRows ?? 0,
@@ -121,10 +150,11 @@ export async function batchQAWorkflow(input: BatchQAInput): Promise<BatchSummary
   let index = input.state?.index;
   if (index === undefined) {
     if (patched(INDEX_PER_SHARD_PATCH)) {
-      const indexed = await indexShards(input, progress);
+      // A run continued from indexing one shard at a time (also one started before the parallel patch) goes on so.
+      const indexed = input.indexing === undefined && patched(INDEX_IN_PARALLEL_PATCH) ? await indexInLayout(input, progress) : await indexShards(input, progress);
       if (indexed === 'continued') {
         await condition(allHandlersFinished);
-        return continueAsNew<typeof batchQAWorkflow>({ ...input, indexing: progress.indexing });
+        return continueAsNew<typeof batchQAWorkflow>({ ...input, indexing: progress.indexing, parallelIndexing: progress.parallelIndexing });
       }
       index = indexed;
     } else {
@@ -151,8 +181,11 @@ export async function batchQAWorkflow(input: BatchQAInput): Promise<BatchSummary
     await runPage(input, io, progress.page, progress);
     if (progress.page + 1 < index.pages) {
       await condition(allHandlersFinished);
+      // Indexing is over: what it carried (a span per shard) need not travel with every page.
       return continueAsNew<typeof batchQAWorkflow>({
         ...input,
+        indexing: undefined,
+        parallelIndexing: undefined,
         state: { index, page: progress.page + 1, done: progress.done, failed: progress.failed, skipped: 0 },
       });
     }
@@ -168,14 +201,113 @@ export async function batchQAWorkflow(input: BatchQAInput): Promise<BatchSummary
   return summary;
 }
 
+type IndexingProgress = BatchProgress & { indexing?: IndexingState; parallelIndexing?: ParallelIndexingState };
+
+/** Activities that read whole shards: heartbeating, with a long start-to-close timeout. */
+function shardActivities(runtime: WorkflowRuntime): ReturnType<typeof proxyActivities<BatchActivities>> {
+  const options = runtime.activities.indexShard ?? { ...runtime.activities.io, startToCloseTimeout: '6h', heartbeatTimeout: '1m' };
+  return proxyActivities<BatchActivities>(activityOptions(options, runtime.taskQueues.orchestration));
+}
+
+/**
+ * Indexes in the run's layout (`chooseIndexLayout`): a finished index is returned as is; a run whose shards were
+ * indexed one at a time (or that asks for parallelism 1, or has one shard) goes on so; otherwise every shard's row
+ * span is counted (`width` at once), which fixes each shard's rows and pages, and then the shards are indexed
+ * `width` at once. Each run does at most `SHARDS_PER_RUN` shard activities before it continues as new.
+ */
+async function indexInLayout(input: BatchQAInput, progress: IndexingProgress): Promise<BatchIndex | 'continued'> {
+  const width = input.indexParallelism ?? DEFAULT_INDEX_PARALLELISM;
+  if (!Number.isSafeInteger(width) || width < 1) {
+    throw ApplicationFailure.nonRetryable(`indexParallelism must be a whole number of at least 1, got ${width}`, 'InvalidBatchInput');
+  }
+  const shards = input.source?.shards ?? [{ key: input.datasetKey, name: input.dataset }];
+  const fields = input.source?.fields;
+  const nameRows = input.source !== undefined;
+  const io = shardActivities(input.runtime);
+  let state = input.parallelIndexing;
+  if (state === undefined) {
+    const light = proxyActivities<BatchActivities>(activityOptions(input.runtime.activities.io, input.runtime.taskQueues.orchestration));
+    // One shard gains nothing from a counting pass.
+    const chosen = await light.chooseIndexLayout(input.runId, width > 1 && shards.length > 1 ? 'reserved' : 'sequential');
+    if ('index' in chosen) return chosen.index;
+    if (chosen.layout === 'sequential') return indexShards(input, progress);
+    state = { spans: [], shard: 0, rows: 0, validRows: 0, invalidRows: 0 };
+  }
+  const current: ParallelIndexingState = { ...state, spans: [...state.spans] };
+  progress.parallelIndexing = current;
+  Object.assign(progress, { rows: current.rows, validRows: current.validRows, invalidRows: current.invalidRows });
+  let budget = SHARDS_PER_RUN;
+
+  if (current.spans.length < shards.length) {
+    setCurrentDetails(describeBatchProgress(progress, { indexed: 0, total: shards.length }));
+    const from = current.spans.length;
+    const count = Math.min(shards.length - from, budget);
+    current.spans.push(...(await inLanes(width, count, (offset) => io.countShard(shards[from + offset], fields, nameRows))));
+    budget -= count;
+    if (budget === 0) return 'continued';
+  }
+
+  // Shard n's rows and pages start where the reservations of the shards before it end.
+  const rowOffsets: number[] = [];
+  const pageOffsets: number[] = [];
+  let rowEnd = 0;
+  let pageEnd = 0;
+  for (const span of current.spans) {
+    rowOffsets.push(rowEnd);
+    pageOffsets.push(pageEnd);
+    rowEnd += span;
+    pageEnd += reservedPagesFor(span, input.pageSize);
+  }
+  const from = current.shard;
+  const count = Math.min(shards.length - from, budget);
+  let indexed = from;
+  await inLanes(width, count, async (offset) => {
+    const n = from + offset;
+    const shard = await io.indexShard(input.runId, shards[n], fields, {
+      shard: n,
+      rowOffset: rowOffsets[n],
+      firstPage: pageOffsets[n],
+      pageSize: input.pageSize,
+      nameRows,
+      reservedRows: current.spans[n],
+      reservedPages: reservedPagesFor(current.spans[n], input.pageSize),
+    });
+    indexed += 1;
+    current.rows += shard.rows;
+    current.validRows += shard.validRows;
+    current.invalidRows += shard.invalidRows;
+    Object.assign(progress, { rows: current.rows, validRows: current.validRows, invalidRows: current.invalidRows });
+    setCurrentDetails(describeBatchProgress(progress, { indexed, total: shards.length }));
+  });
+  current.shard = from + count;
+  if (current.shard < shards.length) return 'continued';
+  return io.finishIndex(input.runId, shards.length, input.pageSize);
+}
+
+/**
+ * Runs `work(0)` … `work(count - 1)` at most `width` at a time, each lane taking the next index when its last one
+ * is done; the results in index order. Deterministic: lanes take indexes in the order their activities complete.
+ */
+async function inLanes<T>(width: number, count: number, work: (index: number) => Promise<T>): Promise<T[]> {
+  const results: T[] = [];
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < count) {
+      const index = next;
+      next += 1;
+      results[index] = await work(index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, count) }, lane));
+  return results;
+}
+
 /**
  * Indexes the dataset one shard per activity (a one-file dataset is one shard), in order, since each shard's rows
  * and pages number on from the previous one's; continues as new every `SHARDS_PER_RUN` shards.
  */
-async function indexShards(input: BatchQAInput, progress: BatchProgress & { indexing?: IndexingState }): Promise<BatchIndex | 'continued'> {
-  const runtime = input.runtime;
-  const options = runtime.activities.indexShard ?? { ...runtime.activities.io, startToCloseTimeout: '6h', heartbeatTimeout: '1m' };
-  const io = proxyActivities<BatchActivities>(activityOptions(options, runtime.taskQueues.orchestration));
+async function indexShards(input: BatchQAInput, progress: IndexingProgress): Promise<BatchIndex | 'continued'> {
+  const io = shardActivities(input.runtime);
   const shards = input.source?.shards ?? [{ key: input.datasetKey, name: input.dataset }];
   const state: IndexingState = { ...(input.indexing ?? { shard: 0, rows: 0, pages: 0 }) };
   progress.indexing = state;

@@ -445,3 +445,47 @@ export async function* readDataset(
   else if (format === 'json') yield* readJsonArray(await source.stream(), fields);
   else yield* readParquet(source.file === undefined ? await source.bytes() : await source.file(), fields);
 }
+
+/**
+ * The row numbers a dataset file spans: its last row's number + 1, as `readDataset` numbers rows (blank JSONL
+ * lines are numbered but yield nothing, so a trailing run of them spans nothing). Lets shards be indexed in
+ * parallel into disjoint row ranges that give the same row numbers as reading them one after another. Parquet
+ * reads only the footer; JSONL is streamed line by line without parsing; a JSON array is streamed and parsed.
+ */
+export async function datasetRowSpan(
+  source: DatasetSource,
+  format: DatasetFormat,
+  fields?: FieldMapping,
+): Promise<number> {
+  if (format === 'parquet') {
+    const { parquetMetadataAsync } = await import('hyparquet');
+    const file = source.file === undefined ? await source.bytes() : await source.file();
+    const buffer: AsyncBuffer =
+      file instanceof Uint8Array
+        ? (file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer)
+        : file;
+    try {
+      const metadata = await parquetMetadataAsync(buffer);
+      return metadata.row_groups.reduce((sum, group) => sum + Number(group.num_rows), 0);
+    } catch (error) {
+      throw new DatasetFormatError(`the dataset is not a valid Parquet file: ${(error as Error).message}`);
+    }
+  }
+  let span = 0;
+  if (format === 'json') {
+    for await (const item of readJsonArray(await source.stream(), fields))
+      span = (item.ok ? item.row.rowIndex : item.error.rowIndex) + 1;
+    return span;
+  }
+  const stream = await source.stream();
+  try {
+    let line = 0;
+    for await (const text of utf8Lines(stream)) {
+      line += 1;
+      if ('problem' in text || text.text.trim() !== '') span = line;
+    }
+  } finally {
+    stream.destroy();
+  }
+  return span;
+}

@@ -9,6 +9,7 @@
  *   runs/{run}/results/{episode}.json                    one result row per episode (listed to aggregate)
  *   runs/{run}/failures/{episode}.json
  *   runs/{run}/batch/{run.json, index.json, row-errors.json, summary.json, pages/{page}.json, shards/{shard}.json}
+ *   runs/{run}/batch/index-layout.json                   how the run's pages are numbered (absent: one after another)
  *   training/{run}/checkpoints/{step}/{file}
  *   training/{run}/batches/{step}.json                   the training batch `score` wrote for a step
  *   policies/{version}/{file}                            e.g. model.onnx
@@ -151,9 +152,21 @@ export function batchRowErrorsKey(run: string): string {
   return keyOf([...runSegments(run), 'batch', 'row-errors.json']);
 }
 
+export function batchShardsPrefix(run: string): string {
+  return prefixOf([...runSegments(run), 'batch', 'shards']);
+}
+
 /** The index of one shard of the dataset: its counts and malformed rows, written when the shard is done. */
 export function batchShardIndexKey(run: string, shard: number): string {
   return keyOf([...runSegments(run), 'batch', 'shards', `${formatOrdinal(shard, 'shard number')}.json`]);
+}
+
+/**
+ * How the run's shards number their pages ('sequential' or 'reserved'), fixed by the first indexing of the run so
+ * that a re-run never mixes the two layouts; absent in runs indexed before the layout existed.
+ */
+export function batchIndexLayoutKey(run: string): string {
+  return keyOf([...runSegments(run), 'batch', 'index-layout.json']);
 }
 
 export function batchSummaryKey(run: string): string {

@@ -1,7 +1,8 @@
 /**
- * Fault: kill -9 the orchestration worker while it indexes a shard, and start another. The retried shard resumes
- * after the last page its heartbeat recorded (earlier pages are not rewritten), and the index holds every valid
- * row exactly once, in order, with the malformed rows reported by shard and row.
+ * Fault: kill -9 the orchestration worker while it indexes shards (both at once, each in its reserved pages), and
+ * start another. The retried shard resumes after the last page its heartbeat recorded (earlier pages are not
+ * rewritten), and the index holds every valid row exactly once, in order, with the malformed rows reported by
+ * shard and row.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -120,6 +121,9 @@ describe('an orchestration worker killed while indexing a shard', () => {
       // The first shard was retried, and the retry resumed from the dead attempt's last heartbeat (the SDK sends
       // the first at once, later ones throttled): a leading run of pages was not written again.
       const history = await handle.fetchHistory();
+      // Both shards were counted, then indexed at once (the default parallelism), each into its own pages.
+      const activities = (history.events ?? []).map((event) => event.activityTaskScheduledEventAttributes?.activityType?.name);
+      expect(activities.filter((name) => name === 'countShard')).toHaveLength(2);
       const attempts = (history.events ?? []).map((event) => event.activityTaskStartedEventAttributes?.attempt ?? 0);
       expect(Math.max(...attempts)).toBeGreaterThan(1);
       let unchanged = 0;

@@ -13,9 +13,12 @@ import {
   InvalidBlobIdError,
   ORDINAL_DIGITS,
   batchIndexKey,
+  batchIndexLayoutKey,
   batchPageKey,
   batchRowErrorsKey,
   batchRunKey,
+  batchShardIndexKey,
+  batchShardsPrefix,
   batchSummaryKey,
   checkpointFileKey,
   checkpointPrefix,
@@ -142,6 +145,9 @@ describe('key builders', () => {
     expect(batchPageKey('run-1', 12)).toBe('runs/run-1/batch/pages/0000000012.json');
     expect(batchRowErrorsKey('run-1')).toBe('runs/run-1/batch/row-errors.json');
     expect(batchSummaryKey('run-1')).toBe('runs/run-1/batch/summary.json');
+    expect(batchIndexLayoutKey('run-1')).toBe('runs/run-1/batch/index-layout.json');
+    expect(batchShardsPrefix('run-1')).toBe('runs/run-1/batch/shards/');
+    expect(batchShardIndexKey('run-1', 3)).toBe('runs/run-1/batch/shards/0000000003.json');
     expect(checkpointPrefix('train_A', 3)).toBe('training/train_A/checkpoints/0000000003/');
     expect(checkpointFileKey('train_A', 3, 'weights.bin')).toBe(
       'training/train_A/checkpoints/0000000003/weights.bin',

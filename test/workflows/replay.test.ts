@@ -2,8 +2,11 @@
  * Workflow code changes keep running workflows replayable: histories recorded by earlier code replay without a
  * determinism error on today's code. The episode workflow as it was before its progress upserts were throttled
  * (one search-attribute upsert per chunk step); batches that indexed their dataset in one activity, before
- * indexing went one activity per shard (`index-per-shard` patch); episodes with throttled upserts, across a
- * continue-as-new. No server is needed: the worker replays the history in memory.
+ * indexing went one activity per shard (`index-per-shard` patch); batches that indexed one shard at a time, before
+ * shards were counted and indexed in parallel (`index-shards-in-parallel`; without that patch this history fails
+ * with a nondeterminism error), and one recorded on that path; episodes with throttled upserts, across a
+ * continue-as-new. Fixtures of batches are recorded with test/fixtures/record-batch-history.ts. No server is
+ * needed: the worker replays the history in memory.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -89,4 +92,49 @@ describe('batch workflow histories from earlier code', () => {
       await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, `fixture-${file}`)).resolves.toBeUndefined();
     },
   );
+});
+
+describe('batch workflow histories of indexing one shard per activity', () => {
+  const load = async (file: string): Promise<temporal.api.history.v1.History> =>
+    temporal.api.history.v1.History.decode(await fs.readFile(path.join(FIXTURES, file)));
+  const scheduled = (history: temporal.api.history.v1.IHistory): string[] =>
+    (history.events ?? []).map((event) => event.activityTaskScheduledEventAttributes?.activityType?.name ?? '').filter((name) => name !== '');
+  const markers = (history: temporal.api.history.v1.IHistory): string[] =>
+    (history.events ?? []).flatMap((event) => {
+      const payload = event.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
+      return payload ? [JSON.parse(Buffer.from(payload).toString('utf8')).id as string] : [];
+    });
+
+  it('replays a batch recorded before the parallel patch, which indexed its three shards one at a time', async () => {
+    // Recorded with test/fixtures/record-batch-history.ts on the code before `index-shards-in-parallel`.
+    const history = await load('batch-history-index-per-shard.binpb');
+    expect(markers(history)).toEqual(['index-per-shard']);
+    expect(scheduled(history).filter((name) => name === 'indexShard')).toHaveLength(3);
+    expect(scheduled(history)).not.toContain('countShard');
+    await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, 'fixture-index-per-shard')).resolves.toBeUndefined();
+  });
+
+  it('replays a batch that counted its shards, then indexed them at once', async () => {
+    const history = await load('batch-history-parallel-index.binpb');
+    expect(markers(history)).toEqual(['index-per-shard', 'index-shards-in-parallel']);
+    expect(scheduled(history).slice(0, 8)).toEqual([
+      'chooseIndexLayout',
+      'countShard',
+      'countShard',
+      'countShard',
+      'indexShard',
+      'indexShard',
+      'indexShard',
+      'finishIndex',
+    ]);
+    // All three indexings were scheduled before the first of them completed.
+    const events = history.events ?? [];
+    const names = new Map(events.map((event) => [Number(event.eventId), event.activityTaskScheduledEventAttributes?.activityType?.name]));
+    const firstIndexed = events.findIndex(
+      (event) => names.get(Number(event.activityTaskCompletedEventAttributes?.scheduledEventId ?? -1)) === 'indexShard',
+    );
+    const lastScheduled = events.map((event) => event.activityTaskScheduledEventAttributes?.activityType?.name).lastIndexOf('indexShard');
+    expect(lastScheduled).toBeLessThan(firstIndexed);
+    await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, 'fixture-parallel-index')).resolves.toBeUndefined();
+  });
 });
