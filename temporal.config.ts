@@ -209,7 +209,7 @@ export function defaultConfig(): RememConfig {
     },
     storage: { kind: 'fs', root: path.join(localDir, 'blobs') },
     model: {
-      path: path.join(projectRoot, 'models', 'rememr1-tiny'),
+      path: path.join(projectRoot, 'models', 'rememr1-small'),
       executionProvider: 'cpu',
       intraOpThreads: 0,
       spinWait: true,
