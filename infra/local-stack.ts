@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { Connection } from '@temporalio/client';
+import { healthCheckPasses } from '../lib/temporal/client';
 import { searchAttributeFlags } from '../lib/temporal/search-attributes';
 import { findOnPath, isExecutable, readPid, isAlive, runOrThrow, startDaemon, stopDaemon, tailOf, waitUntil } from './processes';
 
@@ -139,17 +139,8 @@ function splitAddress(address: string): { host: string; port: number } {
   return { host: address.slice(0, index), port: Number(address.slice(index + 1)) };
 }
 
-export async function temporalAnswers(address: string, timeoutMs = 2000): Promise<boolean> {
-  let connection: Connection | undefined;
-  try {
-    connection = await Connection.connect({ address, connectTimeout: timeoutMs });
-    const response = await connection.healthService.check({});
-    return response.status === 1; // SERVING
-  } catch {
-    return false;
-  } finally {
-    await connection?.close().catch(() => undefined);
-  }
+export function temporalAnswers(address: string, timeoutMs = 2000): Promise<boolean> {
+  return healthCheckPasses({ address }, timeoutMs);
 }
 
 export function temporalPidFile(paths: StackPaths): string {
@@ -271,8 +262,13 @@ export function minioPidFile(paths: StackPaths): string {
 }
 
 export function s3Answers(address: string, timeoutMs = 2000): Promise<boolean> {
+  return httpAnswers(`http://${address}/minio/health/live`, timeoutMs);
+}
+
+/** Whether `url` answers 200 within `timeoutMs`. */
+export function httpAnswers(url: string, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
-    const request = http.get(`http://${address}/minio/health/live`, { timeout: timeoutMs }, (response) => {
+    const request = http.get(url, { timeout: timeoutMs }, (response) => {
       response.resume();
       resolve(response.statusCode === 200);
     });

@@ -93,34 +93,24 @@ export function replicationMarkdown(summaries: readonly VariantSummary[], metric
 
 /** EM against document length (log₂ axis), one line per variant, as an SVG document. */
 export function replicationChart(summaries: readonly VariantSummary[], title: string): string {
-  const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width: 800, height: 480 });
-  try {
-    chart.setOption({
-      animation: false,
-      backgroundColor: '#ffffff',
-      title: { text: title, left: 'center' },
-      legend: { bottom: 0, itemGap: 16 },
-      grid: { left: 70, right: 30, top: 60, bottom: 90 },
-      xAxis: {
-        type: 'log',
-        logBase: 2,
-        name: 'document length (chunks)',
-        nameLocation: 'middle',
-        nameGap: 28,
-      },
-      yAxis: { type: 'value', name: 'exact match %', min: 0, max: 100 },
-      series: summaries.map((summary) => ({
-        name: summary.label,
-        type: 'line',
-        showSymbol: true,
-        symbolSize: 6,
-        data: summary.cells.map((cell) => [cell.chunks, Number(percent(cell.exactMatch))]),
-      })),
-    });
-    return chart.renderToSVGString();
-  } finally {
-    chart.dispose();
-  }
+  return renderSvg(800, 480, title, {
+    grid: { left: 70, right: 30, top: 60, bottom: 90 },
+    xAxis: {
+      type: 'log',
+      logBase: 2,
+      name: 'document length (chunks)',
+      nameLocation: 'middle',
+      nameGap: 28,
+    },
+    yAxis: { type: 'value', name: 'exact match %', min: 0, max: 100 },
+    series: summaries.map((summary) => ({
+      name: summary.label,
+      type: 'line',
+      showSymbol: true,
+      symbolSize: 6,
+      data: summary.cells.map((cell) => [cell.chunks, Number(percent(cell.exactMatch))]),
+    })),
+  });
 }
 
 /** One training run's curve points: its step numbers and the values recorded at them. */
@@ -147,49 +137,56 @@ export function layEndToEnd(
  * step continues its x axis), as an SVG document with two panels.
  */
 export function trainingCurvesChart(curves: readonly TrainingCurve[], title: string): string {
-  const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width: 800, height: 640 });
   const placed = layEndToEnd(curves);
+  return renderSvg(800, 640, title, {
+    grid: [
+      { left: 70, right: 30, top: 60, height: 220 },
+      { left: 70, right: 30, top: 340, height: 200 },
+    ],
+    xAxis: [
+      { type: 'value', gridIndex: 0, name: 'training step', nameLocation: 'middle', nameGap: 26 },
+      { type: 'value', gridIndex: 1, name: 'training step', nameLocation: 'middle', nameGap: 26 },
+    ],
+    yAxis: [
+      { type: 'log', gridIndex: 0, name: 'update loss (log)' },
+      { type: 'value', gridIndex: 1, name: 'dev exact match %', min: 0, max: 100 },
+    ],
+    series: placed.flatMap(({ label, points }) => [
+      {
+        name: label,
+        type: 'line',
+        xAxisIndex: 0,
+        yAxisIndex: 0,
+        showSymbol: false,
+        data: points
+          .filter((point) => point.loss !== null && point.loss > 0)
+          .map((point) => [point.x, point.loss]),
+      },
+      {
+        name: label,
+        type: 'line',
+        xAxisIndex: 1,
+        yAxisIndex: 1,
+        showSymbol: true,
+        symbolSize: 5,
+        data: points
+          .filter((point) => point.devExactMatch !== null)
+          .map((point) => [point.x, Number(percent(point.devExactMatch ?? 0))]),
+      },
+    ]),
+  });
+}
+
+/** An ECharts option rendered server-side to an SVG document, with the project's common frame (title, legend). */
+function renderSvg(width: number, height: number, title: string, option: echarts.EChartsOption): string {
+  const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height });
   try {
     chart.setOption({
       animation: false,
       backgroundColor: '#ffffff',
       title: { text: title, left: 'center' },
       legend: { bottom: 0, itemGap: 16 },
-      grid: [
-        { left: 70, right: 30, top: 60, height: 220 },
-        { left: 70, right: 30, top: 340, height: 200 },
-      ],
-      xAxis: [
-        { type: 'value', gridIndex: 0, name: 'training step', nameLocation: 'middle', nameGap: 26 },
-        { type: 'value', gridIndex: 1, name: 'training step', nameLocation: 'middle', nameGap: 26 },
-      ],
-      yAxis: [
-        { type: 'log', gridIndex: 0, name: 'update loss (log)' },
-        { type: 'value', gridIndex: 1, name: 'dev exact match %', min: 0, max: 100 },
-      ],
-      series: placed.flatMap(({ label, points }) => [
-        {
-          name: label,
-          type: 'line',
-          xAxisIndex: 0,
-          yAxisIndex: 0,
-          showSymbol: false,
-          data: points
-            .filter((point) => point.loss !== null && point.loss > 0)
-            .map((point) => [point.x, point.loss]),
-        },
-        {
-          name: label,
-          type: 'line',
-          xAxisIndex: 1,
-          yAxisIndex: 1,
-          showSymbol: true,
-          symbolSize: 5,
-          data: points
-            .filter((point) => point.devExactMatch !== null)
-            .map((point) => [point.x, Number(percent(point.devExactMatch ?? 0))]),
-        },
-      ]),
+      ...option,
     });
     return chart.renderToSVGString();
   } finally {

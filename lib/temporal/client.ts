@@ -1,5 +1,5 @@
 /** A Temporal client built from the project's one set of connection options and its data converter. */
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import type { RememConfig } from '../../temporal.config';
 import { CONNECT_TIMEOUT_MS, connectChecked, temporalConnectionOptions } from './connect';
@@ -25,10 +25,15 @@ export async function connectTemporalClient(config: RememConfig, options: Connec
 }
 
 /** Whether a Temporal server answers its health check with these settings (used to decide on a local dev server). */
-export async function temporalServerAnswers(temporal: RememConfig['temporal'], timeoutMs = 2000): Promise<boolean> {
+export function temporalServerAnswers(temporal: RememConfig['temporal'], timeoutMs = 2000): Promise<boolean> {
+  return healthCheckPasses(temporalConnectionOptions(temporal), timeoutMs);
+}
+
+/** Whether the server at these connection options answers its gRPC health check as serving, within `timeoutMs`. */
+export async function healthCheckPasses(options: ConnectionOptions, timeoutMs = 2000): Promise<boolean> {
   let connection: Connection | undefined;
   try {
-    connection = await Connection.connect({ ...temporalConnectionOptions(temporal), connectTimeout: timeoutMs });
+    connection = await Connection.connect({ ...options, connectTimeout: timeoutMs });
     const response = await connection.healthService.check({});
     return response.status === 1; // SERVING
   } catch {

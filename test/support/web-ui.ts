@@ -4,11 +4,10 @@
  * steps a person takes in the UI. Screenshots go to the artefact folder, kept after the run.
  */
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
 import type { Browser, Frame, Locator, Page } from 'playwright-core';
 import { findOnPath, isExecutable, waitUntil } from '../../infra/processes';
-import { stackPaths, startTemporal, stopTemporal, type StackPaths } from '../../infra/local-stack';
+import { httpAnswers, stackPaths, startTemporal, stopTemporal, type StackPaths } from '../../infra/local-stack';
 import { loadConfig } from '../../temporal.config';
 import { freePortPair, tempDir, testNamespace } from './stack';
 
@@ -110,7 +109,7 @@ export async function startUiServer(
       uiPort,
       uiCodecEndpoint: options.codecEndpoint,
     });
-    await waitUntil(`Temporal Web UI at ${uiUrl}`, () => httpOk(uiUrl), 60_000);
+    await waitUntil(`Temporal Web UI at ${uiUrl}`, () => httpAnswers(uiUrl), 60_000);
   } catch (error) {
     await stop();
     throw error;
@@ -118,19 +117,6 @@ export async function startUiServer(
   return { address, uiUrl, namespace, paths, stop };
 }
 
-function httpOk(url: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const request = http.get(url, { timeout: 2_000 }, (response) => {
-      response.resume();
-      resolve(response.statusCode === 200);
-    });
-    request.on('error', () => resolve(false));
-    request.on('timeout', () => {
-      request.destroy();
-      resolve(false);
-    });
-  });
-}
 
 /** Headless Chromium at a desktop size; `--no-sandbox` is playwright's default, needed when CI runs as root. */
 export function launchBrowser(playwright: Playwright, chromium: string): Promise<Browser> {
