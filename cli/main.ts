@@ -56,7 +56,7 @@ import {
   type BatchProgress,
   type BatchQAInput,
 } from '../workflows/batch';
-import { embeddedConfigFor } from '../workers/embedded';
+import { embeddedConfigFor, modelIdentity } from '../workers/embedded';
 import { startConfiguredHealth } from '../workers/main';
 import { WORKER_ROLES, reportFailuresElsewhere, startWorkers, type WorkerRole } from '../workers/worker';
 import { registerBenchDataCommand } from './bench-data';
@@ -436,9 +436,11 @@ async function runQa(options: QaOptions): Promise<void> {
   try {
     const { datasetKey: key, source } = await stageDataset(store, dataset);
     const digest = dataset.digest;
+    // The model folder and its identity (workers/embedded.ts): a folder retrained or rebuilt in place is another
+    // model, so its run neither reuses nor mixes with the answers of the weights it replaced.
     const model =
       options.policyVersion === undefined
-        ? path.resolve(config.model.path)
+        ? `${path.resolve(config.model.path)} (${modelIdentity(config.model.path)})`
         : `policy version ${options.policyVersion}`;
     // Same dataset, model and settings → same run id → a rerun skips every finished episode.
     const runId =

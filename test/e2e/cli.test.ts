@@ -422,6 +422,22 @@ describe('rememr1 qa, run as a user runs it', () => {
     }
   });
 
+  it('answers again, never from the old answers, after the model folder is retrained in place', async () => {
+    const folder = tempDir('e2e-retrained-model');
+    fs.cpSync(path.join(projectRoot, 'models', 'rememr1-tiny'), folder, { recursive: true });
+    const env = { ...cliEnv, REMEMR1_MODEL: folder };
+    const first = await rememr1(['qa', '--dataset', jsonl, ...quick], { env, timeoutMs: 150_000 });
+    expect(first.stdout).toContain('Rows: 0 already done before this command, 2 answered now');
+    const again = await rememr1(['qa', '--dataset', jsonl, ...quick], { env, timeoutMs: 150_000 });
+    expect(again.stdout).toContain('Rows: 2 already done before this command, 0 answered now');
+    // New weights written over the old ones (here: the same bytes, a later write).
+    const weights = path.join(folder, 'model.safetensors');
+    fs.utimesSync(weights, new Date(), new Date(Date.now() + 60_000));
+    const retrained = await rememr1(['qa', '--dataset', jsonl, ...quick], { env, timeoutMs: 150_000 });
+    expect(retrained.code).toBe(0);
+    expect(retrained.stdout).toContain('Rows: 0 already done before this command, 2 answered now');
+  });
+
   it('says how many rows a first run answered', () => {
     expect(formatRuns.get('jsonl')?.stdout).toContain(
       'Rows: 0 already done before this command, 2 answered now, 0 failed, 0 malformed',
