@@ -214,7 +214,8 @@ function trainingCurve(out: string, run: string, label: string): TrainingCurve {
     .map((line) => JSON.parse(line) as StepMetrics)
     .map((metrics) => ({
       step: metrics.step,
-      loss: metrics.update.loss,
+      // GRPO's surrogate loss is no per-token loss (it may be negative): only supervised steps are drawn.
+      loss: metrics.mode === 'sft' ? metrics.update.loss : null,
       devExactMatch: metrics.evaluation?.exactMatch ?? null,
     }));
   return { label, steps };

@@ -133,22 +133,43 @@ export function layEndToEnd(
 }
 
 /**
- * Update loss and dev EM against training step, runs laid end to end (a run that starts from another's last
+ * Supervised loss and dev EM against training step, runs laid end to end (a run that starts from another's last
  * step continues its x axis), as an SVG document with two panels.
  */
 export function trainingCurvesChart(curves: readonly TrainingCurve[], title: string): string {
   const placed = layEndToEnd(curves);
+  // Both panels on one step axis, even where a run draws nothing in one of them.
+  const lastStep = Math.max(1, ...placed.flatMap((curve) => curve.points.map((point) => point.x)));
   return renderSvg(800, 640, title, {
     grid: [
       { left: 70, right: 30, top: 60, height: 220 },
       { left: 70, right: 30, top: 340, height: 200 },
     ],
     xAxis: [
-      { type: 'value', gridIndex: 0, name: 'training step', nameLocation: 'middle', nameGap: 26 },
-      { type: 'value', gridIndex: 1, name: 'training step', nameLocation: 'middle', nameGap: 26 },
+      {
+        type: 'value',
+        gridIndex: 0,
+        max: lastStep,
+        name: 'training step',
+        nameLocation: 'middle',
+        nameGap: 26,
+      },
+      {
+        type: 'value',
+        gridIndex: 1,
+        max: lastStep,
+        name: 'training step',
+        nameLocation: 'middle',
+        nameGap: 26,
+      },
     ],
     yAxis: [
-      { type: 'log', gridIndex: 0, name: 'update loss (log)' },
+      {
+        type: 'log',
+        gridIndex: 0,
+        name: 'supervised loss per token (log)',
+        axisLabel: { formatter: (value: number) => String(Number(value.toPrecision(1))) },
+      },
       { type: 'value', gridIndex: 1, name: 'dev exact match %', min: 0, max: 100 },
     ],
     series: placed.flatMap(({ label, points }) => [
