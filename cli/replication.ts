@@ -20,9 +20,11 @@ import { BUNDLED_MODEL_FOLDER, loadConfiguredPolicy } from '../lib/episode/rule-
 import { scoresByLength, type LengthScores } from '../lib/episode/summary';
 import { defaultEpisodeSettings, type EpisodeSettings } from '../lib/episode/types';
 import { loadModelFolder, type Policy } from '../lib/model';
+import { completeModelFolder } from '../lib/model-build/weights-only-folder';
 import {
   benchmarkSpecOf,
   parseReplicationSpec,
+  policyAtSeed,
   type ReplicationSpec,
   type ReplicationVariant,
 } from '../lib/replication/spec';
@@ -62,21 +64,19 @@ function sha256(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** A loaded variant policy and the digest of what defines it (the weights, or the rule's name). */
-async function resolvePolicy(
-  variant: ReplicationVariant,
-  config: RememConfig,
-): Promise<{ policy: Policy; digest: string }> {
-  if (variant.policy.startsWith('rule:'))
-    return { policy: await loadConfiguredPolicy(variant.policy), digest: variant.policy };
+/** Where a variant's policy comes from: a rule agent by name, or a runnable model folder and its weights' digest. */
+type PolicySource = { rule: string; digest: string } | { folder: string; digest: string };
+
+async function policySource(policy: string, variantId: string, config: RememConfig): Promise<PolicySource> {
+  if (policy.startsWith('rule:')) return { rule: policy, digest: policy };
   let folder: string;
-  if (variant.policy.startsWith('version:')) {
+  if (policy.startsWith('version:')) {
     const store = createBlobStore(config.storage);
     try {
       folder = (
         await fetchPolicyVersion(
           store,
-          variant.policy.slice('version:'.length),
+          policy.slice('version:'.length),
           path.join(config.localDir, 'policy-versions'),
         )
       ).folder;
@@ -84,16 +84,22 @@ async function resolvePolicy(
       await store.close();
     }
   } else {
-    folder = path.resolve(PROJECT_ROOT, variant.policy);
+    folder = path.resolve(PROJECT_ROOT, policy);
   }
   const weights = path.join(folder, 'model.safetensors');
   if (!fs.existsSync(weights))
-    throw new CliExit(
-      `variant ${variant.id}: ${variant.policy} has no model.safetensors (is it a model folder?)`,
-      2,
-    );
-  const policy = await loadConfiguredPolicy(folder, policyOptions(config.model));
-  return { policy, digest: sha256(fs.readFileSync(weights)) };
+    throw new CliExit(`variant ${variantId}: ${policy} has no model.safetensors (is it a model folder?)`, 2);
+  return { folder, digest: sha256(fs.readFileSync(weights)) };
+}
+
+/** The policy of a source, loaded (a weights-only folder gets its ONNX graph rebuilt first). */
+async function loadPolicy(source: PolicySource, config: RememConfig): Promise<Policy> {
+  if ('rule' in source) return loadConfiguredPolicy(source.rule);
+  const folder = await completeModelFolder(
+    source.folder,
+    path.join(config.localDir, 'replication', 'models'),
+  );
+  return loadConfiguredPolicy(folder, policyOptions(config.model));
 }
 
 function episodeSettings(spec: ReplicationSpec, variant: ReplicationVariant, seed: number): EpisodeSettings {
@@ -130,71 +136,72 @@ async function evaluateVariant(
   out: string,
   config: RememConfig,
 ): Promise<VariantRun[]> {
-  const { policy, digest } = await resolvePolicy(variant, config);
-  const rule = variant.policy.startsWith('rule:');
   // A rule agent ignores the sampling seed: one run stands for all.
-  const seeds = rule ? spec.seeds.slice(0, 1) : spec.seeds;
+  const seeds =
+    typeof variant.policy === 'string' && variant.policy.startsWith('rule:')
+      ? spec.seeds.slice(0, 1)
+      : spec.seeds;
   const runs: VariantRun[] = [];
-  try {
-    for (const seed of seeds) {
-      const settings = episodeSettings(spec, variant, seed);
-      const key = sha256(
-        JSON.stringify({
-          benchmark: spec.benchmark,
-          settings,
-          policy: variant.policy,
-          digest,
-          metric: spec.metrics,
-        }),
-      );
-      const file = path.join(out, 'results', `${variant.id}.seed${seed}.json`);
-      if (fs.existsSync(file)) {
-        const cached = JSON.parse(fs.readFileSync(file, 'utf8')) as ResultFile;
-        if (cached.key === key) {
-          console.log(`${variant.label}, seed ${seed}: kept (${path.relative(process.cwd(), file)})`);
-          runs.push({ seed, byLength: cached.byLength });
-          continue;
-        }
-      }
-      const store = createBlobStore({
-        kind: 'fs',
-        root: path.join(config.localDir, 'replication', key.slice(0, 16)),
-      });
-      const bar = new SingleBar({
-        format: `${variant.label}, seed ${seed} [{bar}] {value}/{total} episodes | {duration_formatted} | ETA {eta_formatted}`,
-        etaBuffer: 32,
-      });
-      const started = performance.now();
-      bar.start(rows.length, 0);
-      let results;
-      try {
-        results = await evaluateLocally(rows, {
-          policy,
-          store,
-          runId: 'replication',
-          settings,
-          concurrency: spec.concurrency,
-          onEpisode: () => bar.increment(),
-        });
-      } finally {
-        bar.stop();
-        await store.close();
-      }
-      const byLength = scoresByLength(results);
-      const result: ResultFile = {
-        key,
-        variant,
-        seed,
+  for (const [seedIndex, seed] of seeds.entries()) {
+    const policyName = policyAtSeed(variant, seedIndex);
+    const source = await policySource(policyName, variant.id, config);
+    const settings = episodeSettings(spec, variant, seed);
+    const key = sha256(
+      JSON.stringify({
+        benchmark: spec.benchmark,
+        settings,
+        policy: policyName,
+        digest: source.digest,
         metric: spec.metrics,
-        seconds: Math.round((performance.now() - started) / 1000),
-        byLength,
-      };
-      fs.mkdirSync(path.dirname(file), { recursive: true });
-      fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-      runs.push({ seed, byLength });
+      }),
+    );
+    const file = path.join(out, 'results', `${variant.id}.seed${seed}.json`);
+    if (fs.existsSync(file)) {
+      const cached = JSON.parse(fs.readFileSync(file, 'utf8')) as ResultFile;
+      if (cached.key === key) {
+        console.log(`${variant.label}, seed ${seed}: kept (${path.relative(process.cwd(), file)})`);
+        runs.push({ seed, byLength: cached.byLength });
+        continue;
+      }
     }
-  } finally {
-    await policy.dispose();
+    const policy = await loadPolicy(source, config);
+    const store = createBlobStore({
+      kind: 'fs',
+      root: path.join(config.localDir, 'replication', key.slice(0, 16)),
+    });
+    const bar = new SingleBar({
+      format: `${variant.label}, seed ${seed} [{bar}] {value}/{total} episodes | {duration_formatted} | ETA {eta_formatted}`,
+      etaBuffer: 32,
+    });
+    const started = performance.now();
+    bar.start(rows.length, 0);
+    let results;
+    try {
+      results = await evaluateLocally(rows, {
+        policy,
+        store,
+        runId: 'replication',
+        settings,
+        concurrency: spec.concurrency,
+        onEpisode: () => bar.increment(),
+      });
+    } finally {
+      bar.stop();
+      await store.close();
+      await policy.dispose();
+    }
+    const byLength = scoresByLength(results);
+    const result: ResultFile = {
+      key,
+      variant,
+      seed,
+      metric: spec.metrics,
+      seconds: Math.round((performance.now() - started) / 1000),
+      byLength,
+    };
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    runs.push({ seed, byLength });
   }
   return runs;
 }

@@ -18,10 +18,13 @@ const variantSchema = z
     /** The row label in the table. */
     label: z.string().min(1),
     /**
-     * `rule:forward` / `rule:callback[:words]`, a model folder (relative to the repository), or
-     * `version:NAME` (an exported policy version in the configured blob store).
+     * `rule:forward` / `rule:callback[:words]`, a model folder (relative to the repository; it may leave out
+     * onnx/, which is then rebuilt from model.safetensors), or `version:NAME` (an exported policy version in
+     * the configured blob store). A list gives one policy per evaluation seed, in the order of `seeds`: the
+     * models of training seeds 1, 2, 3 evaluated with sampling seeds 1, 2, 3, so that the range in the table
+     * spans training as well as sampling.
      */
-    policy: z.string().min(1),
+    policy: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
     mode: z.enum(AGENT_MODES).default('rememr1'),
     /** false: the model's `<recall>` queries are answered with nothing (the callback ablation). */
     callback: z.boolean().default(true),
@@ -78,10 +81,23 @@ export const replicationSpecSchema = z
     const repeated = ids.find((id, index) => ids.indexOf(id) !== index);
     if (repeated !== undefined)
       context.addIssue({ code: 'custom', message: `variant id "${repeated}" appears twice` });
+    spec.variants.forEach((variant, index) => {
+      if (Array.isArray(variant.policy) && variant.policy.length !== spec.seeds.length)
+        context.addIssue({
+          code: 'custom',
+          path: ['variants', index, 'policy'],
+          message: `variant "${variant.id}" lists ${variant.policy.length} policies for ${spec.seeds.length} seeds; give one per seed`,
+        });
+    });
   });
 
 export type ReplicationSpec = z.infer<typeof replicationSpecSchema>;
 export type ReplicationVariant = ReplicationSpec['variants'][number];
+
+/** The policy a variant is evaluated with at the evaluation seed with index `seedIndex` in `seeds`. */
+export function policyAtSeed(variant: ReplicationVariant, seedIndex: number): string {
+  return Array.isArray(variant.policy) ? variant.policy[seedIndex] : variant.policy;
+}
 
 /** The spec's benchmark as the generator takes it (one split). */
 export function benchmarkSpecOf(spec: ReplicationSpec): BenchmarkSpec {

@@ -5,7 +5,7 @@ import {
   summarizeVariant,
   trainingCurvesChart,
 } from '../../../lib/replication/table';
-import { parseReplicationSpec } from '../../../lib/replication/spec';
+import { parseReplicationSpec, policyAtSeed } from '../../../lib/replication/spec';
 import type { LengthScores } from '../../../lib/episode/summary';
 
 const line = (chunks: number, exactMatch: number, f1 = exactMatch): LengthScores => ({
@@ -86,6 +86,40 @@ describe('replication table', () => {
     expect(
       parseReplicationSpec({ ...spec, variants: [spec.variants[0]] }, 'spec.json').variants[0],
     ).toMatchObject({ mode: 'rememr1', callback: true });
+  });
+
+  it('takes one policy per seed when a variant lists them, and refuses a list of another length', () => {
+    const base = {
+      format: 'rememr1-replication/1',
+      benchmark: {
+        seed: 1,
+        questions: 2,
+        chunks: [4],
+        chunkTokens: 128,
+        hops: [2],
+        order: 'random',
+        minEvidenceGap: 1,
+        distractorsPerChunk: 3,
+        distractorSimilarity: 0,
+        vocabulary: 'words',
+        split: 'test',
+      },
+      episode: { memoryTokens: 64, answerTokens: 32, temperature: 0.7, topP: 0.95 },
+      seeds: [1, 2],
+    };
+    const spec = parseReplicationSpec(
+      { ...base, variants: [{ id: 'trained', label: 'T', policy: ['models/s1', 'models/s2'] }] },
+      'spec.json',
+    );
+    expect([0, 1].map((index) => policyAtSeed(spec.variants[0], index))).toEqual(['models/s1', 'models/s2']);
+    expect(() =>
+      parseReplicationSpec(
+        { ...base, variants: [{ id: 'trained', label: 'T', policy: ['models/s1'] }] },
+        'spec.json',
+      ),
+    ).toThrow(
+      'spec.json: not a replication spec at variants.0.policy: variant "trained" lists 1 policies for 2 seeds; give one per seed',
+    );
   });
 });
 
