@@ -5,6 +5,9 @@
  * the way the model learned to:
  *
  *   npx tsx scripts/export-model.ts --version RUN.step-N --out models/NAME --chunk-tokens 128 --memory-tokens 160 --answer-tokens 64
+ *
+ * `--weights-only` leaves out onnx/ (lib/model-build/weights-only-folder.ts): for the replication's trained
+ * variants, committed only to be evaluated.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -21,6 +24,7 @@ interface ExportOptions {
   chunkTokens: number;
   memoryTokens: number;
   answerTokens: number;
+  weightsOnly?: boolean;
 }
 
 function positiveInt(value: string): number {
@@ -39,7 +43,10 @@ async function exportModel(options: ExportOptions): Promise<void> {
     fs.rmSync(options.out, { recursive: true, force: true });
     fs.cpSync(folder, options.out, {
       recursive: true,
-      filter: (source) => path.basename(source) !== 'manifest.json',
+      // A weights-only folder leaves out onnx/: the replication rebuilds it from model.safetensors.
+      filter: (source) =>
+        path.basename(source) !== 'manifest.json' &&
+        !(options.weightsOnly === true && path.relative(folder, source) === path.dirname(MODEL_FILES.onnx)),
     });
     const generationFile = path.join(options.out, MODEL_FILES.generationConfig);
     const generation = JSON.parse(fs.readFileSync(generationFile, 'utf8')) as Record<string, unknown>;
@@ -65,6 +72,7 @@ const program = new Command()
   .requiredOption('--chunk-tokens <n>', 'chunk size the model was trained on', positiveInt)
   .requiredOption('--memory-tokens <n>', 'max new tokens of a memory turn', positiveInt)
   .requiredOption('--answer-tokens <n>', 'max new tokens of the final turn', positiveInt)
+  .option('--weights-only', 'leave out onnx/ (rebuilt from model.safetensors when the replication loads it)')
   .parse();
 exportModel(program.opts<ExportOptions>()).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : error);
