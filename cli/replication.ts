@@ -49,6 +49,8 @@ interface ReplicationOptions {
   spec: string;
   out: string;
   only?: string;
+  /** Recompute nothing: every run's kept scores must match the spec and the models. */
+  check?: boolean;
 }
 
 interface ResultFile {
@@ -135,6 +137,7 @@ async function evaluateVariant(
   rows: readonly QaRow[],
   out: string,
   config: RememConfig,
+  check: boolean,
 ): Promise<VariantRun[]> {
   // A rule agent ignores the sampling seed: one run stands for all.
   const seeds =
@@ -164,6 +167,11 @@ async function evaluateVariant(
         continue;
       }
     }
+    if (check)
+      throw new CliExit(
+        `${variant.id}, seed ${seed}: ${path.relative(process.cwd(), file)} is ${fs.existsSync(file) ? 'stale (the spec, the settings or the model changed)' : 'missing'}; run without --check to evaluate it`,
+        1,
+      );
     const policy = await loadPolicy(source, config);
     const store = createBlobStore({
       kind: 'fs',
@@ -258,7 +266,7 @@ async function replication(options: ReplicationOptions): Promise<void> {
       summarizeVariant(
         variant.id,
         variant.label,
-        await evaluateVariant(spec, variant, rows, options.out, config),
+        await evaluateVariant(spec, variant, rows, options.out, config, options.check === true),
       ),
     );
   }
@@ -285,6 +293,7 @@ export function registerReplicationCommand(program: Command): void {
     )
     .option('--spec <file>', 'replication spec (JSON)', path.join('docs', 'replication', 'spec.json'))
     .option('--out <dir>', 'folder for table.md, accuracy.svg and results/', path.join('docs', 'replication'))
+    .option('--check', 'recompute nothing: fail unless every kept score matches the spec and the models')
     .option(
       '--only <ids>',
       'evaluate only these variants (comma-separated ids); the table then has only them',

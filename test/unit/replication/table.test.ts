@@ -17,6 +17,25 @@ const line = (chunks: number, exactMatch: number, f1 = exactMatch): LengthScores
   recallQueries: 0.5,
 });
 
+/** A valid spec's fields other than its seeds and variants. */
+const SPEC_WITHOUT_VARIANTS = {
+  format: 'rememr1-replication/1',
+  benchmark: {
+    seed: 1,
+    questions: 2,
+    chunks: [4],
+    chunkTokens: 128,
+    hops: [2],
+    order: 'random',
+    minEvidenceGap: 1,
+    distractorsPerChunk: 3,
+    distractorSimilarity: 0,
+    vocabulary: 'words',
+    split: 'test',
+  },
+  episode: { memoryTokens: 64, answerTokens: 32, temperature: 0.7, topP: 0.95 },
+};
+
 describe('replication table', () => {
   it('gives the mean and the range of EM over seeds, per length', () => {
     const summary = summarizeVariant('model', 'model', [
@@ -56,21 +75,7 @@ describe('replication table', () => {
 
   it('refuses a spec with a repeated variant id or a bad field in one line', () => {
     const spec = {
-      format: 'rememr1-replication/1',
-      benchmark: {
-        seed: 1,
-        questions: 2,
-        chunks: [4],
-        chunkTokens: 128,
-        hops: [2],
-        order: 'random',
-        minEvidenceGap: 1,
-        distractorsPerChunk: 3,
-        distractorSimilarity: 0,
-        vocabulary: 'words',
-        split: 'test',
-      },
-      episode: { memoryTokens: 64, answerTokens: 32, temperature: 0.7, topP: 0.95 },
+      ...SPEC_WITHOUT_VARIANTS,
       seeds: [1],
       variants: [
         { id: 'a', label: 'A', policy: 'rule:forward' },
@@ -89,24 +94,7 @@ describe('replication table', () => {
   });
 
   it('takes one policy per seed when a variant lists them, and refuses a list of another length', () => {
-    const base = {
-      format: 'rememr1-replication/1',
-      benchmark: {
-        seed: 1,
-        questions: 2,
-        chunks: [4],
-        chunkTokens: 128,
-        hops: [2],
-        order: 'random',
-        minEvidenceGap: 1,
-        distractorsPerChunk: 3,
-        distractorSimilarity: 0,
-        vocabulary: 'words',
-        split: 'test',
-      },
-      episode: { memoryTokens: 64, answerTokens: 32, temperature: 0.7, topP: 0.95 },
-      seeds: [1, 2],
-    };
+    const base = { ...SPEC_WITHOUT_VARIANTS, seeds: [1, 2] };
     const spec = parseReplicationSpec(
       { ...base, variants: [{ id: 'trained', label: 'T', policy: ['models/s1', 'models/s2'] }] },
       'spec.json',
