@@ -214,9 +214,12 @@ async function evaluateVariant(
   return runs;
 }
 
-/** A run's curve from the metrics.jsonl that `rememr1 train-report RUN --out {out}/training/RUN` wrote. */
-function trainingCurve(out: string, run: string, label: string): TrainingCurve {
-  const file = path.join(out, 'training', run, 'metrics.jsonl');
+/**
+ * A run's curve from the metrics.jsonl that `rememr1 train-report RUN --out {spec folder}/training/RUN` wrote: an
+ * input committed beside the spec, whatever folder the table is written to.
+ */
+function trainingCurve(specFolder: string, run: string, label: string): TrainingCurve {
+  const file = path.join(specFolder, 'training', run, 'metrics.jsonl');
   if (!fs.existsSync(file))
     throw new CliExit(
       `training run ${run}: ${file} is missing; write it with \`npm run rememr1 -- train-report ${run} --out ${path.dirname(file)}\``,
@@ -278,7 +281,7 @@ async function replication(options: ReplicationOptions): Promise<void> {
     replicationChart(summaries, 'Exact match against document length'),
   );
   if (spec.training.length > 0) {
-    const curves = spec.training.map((run) => trainingCurve(options.out, run.run, run.label));
+    const curves = spec.training.map((run) => trainingCurve(path.dirname(options.spec), run.run, run.label));
     fs.writeFileSync(path.join(options.out, 'training.svg'), trainingCurvesChart(curves, 'Training curves'));
   }
   console.log(`\n${table}`);

@@ -68,7 +68,7 @@ export const replicationSpecSchema = z
     variants: z.array(variantSchema).min(1),
     /**
      * Training runs whose curves are drawn (training.svg), in the order they ran: each one's per-step metrics
-     * as `rememr1 train-report RUN --out {out}/training/RUN` keeps them (metrics.jsonl), so the plot is redrawn
+     * as `rememr1 train-report RUN --out {spec folder}/training/RUN` keeps them (metrics.jsonl), so the plot is redrawn
      * from committed files.
      */
     training: z
