@@ -41,14 +41,23 @@ async function readRequired(folder: string, name: string, why: string): Promise<
 }
 
 /**
- * `folder` itself when it has its ONNX graph; otherwise a complete copy under `cacheRoot`, named by the
- * weights' digest and built once (an interrupted build leaves no folder that looks complete).
+ * `folder` itself when it has its ONNX graph; otherwise a complete copy under `cacheRoot`, named by the digest
+ * of the folder's files (weights, config, tokenizer: a change to any of them is another copy) and built once
+ * (an interrupted build leaves no folder that looks complete).
  */
 export async function completeModelFolder(folder: string, cacheRoot: string): Promise<string> {
   if (await exists(path.join(folder, MODEL_FILES.onnx))) return folder;
   const why = 'a weights-only model folder needs config.json and model.safetensors to rebuild its ONNX graph';
   const weightsBytes = await readRequired(folder, SAFETENSORS_FILE, why);
-  const target = path.join(cacheRoot, createHash('sha256').update(weightsBytes).digest('hex').slice(0, 24));
+  const digest = createHash('sha256');
+  for (const name of (await fs.readdir(folder, { withFileTypes: true }))
+    .filter((entry) => entry.isFile())
+    .map((entry) => entry.name)
+    .sort())
+    digest
+      .update(`${name}\n`)
+      .update(name === SAFETENSORS_FILE ? weightsBytes : await fs.readFile(path.join(folder, name)));
+  const target = path.join(cacheRoot, digest.digest('hex').slice(0, 24));
   if (await exists(path.join(target, MODEL_FILES.onnx))) return target;
 
   const configFile = path.join(folder, MODEL_FILES.config);

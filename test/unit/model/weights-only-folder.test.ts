@@ -23,6 +23,12 @@ describe('weights-only model folders', () => {
     await expect(completeModelFolder(weightsOnly, cache)).resolves.toBe(completed);
     expect((await fs.stat(path.join(completed, 'onnx', 'model.onnx'))).mtimeMs).toBe(built);
     expect(await fs.readdir(cache)).toEqual([path.basename(completed)]);
+
+    // Another file of the folder changed: another copy, not the stale one.
+    await fs.appendFile(path.join(weightsOnly, 'generation_config.json'), '\n');
+    const recompleted = await completeModelFolder(weightsOnly, cache);
+    expect(recompleted).not.toBe(completed);
+    expect(await fs.readFile(path.join(recompleted, 'generation_config.json'), 'utf8')).toMatch(/\n\n$/);
   });
 
   it('leaves a complete folder where it is', async () => {
