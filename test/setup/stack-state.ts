@@ -18,3 +18,6 @@ export function testNamespace(): string {
 
 /** The model every test runs with (random weights, small and fast); the embedded default may be another. */
 export const TEST_MODEL_FOLDER = path.join(__dirname, '..', '..', 'models', 'rememr1-tiny');
+
+/** Names the test run's temporary folder (every TMPDIR of the run is under it; the global teardown removes it). */
+export const TEST_TMPDIR_VARIABLE = 'REMEMR1_TEST_TMPDIR';
