@@ -120,6 +120,8 @@ export const configSchema = z
         /** Concurrent model-step activities per inference worker (they share batched forward passes). */
         maxConcurrentModelSteps: z.number().int().min(1),
         maxConcurrentActivities: z.number().int().min(1),
+        /** Episode inputs an orchestration worker writes at once while it indexes a shard. */
+        indexWritesInFlight: z.number().int().min(1).max(256),
         maxCachedWorkflows: z.number().int().min(0),
         shutdownGraceTime: duration,
       })
@@ -218,6 +220,7 @@ export function defaultConfig(): RememConfig {
     worker: {
       maxConcurrentModelSteps: 8,
       maxConcurrentActivities: 32,
+      indexWritesInFlight: 8,
       maxCachedWorkflows: 500,
       shutdownGraceTime: '30s',
     },
@@ -259,6 +262,7 @@ const environmentBindings: ReadonlyArray<{ env: string; path: string[]; type: 's
   { env: 'REMEMR1_ORT_SPIN_WAIT', path: ['model', 'spinWait'], type: 'boolean' },
   { env: 'REMEMR1_MAX_BATCH_SIZE', path: ['model', 'maxBatchSize'], type: 'number' },
   { env: 'REMEMR1_MAX_CONCURRENT_MODEL_STEPS', path: ['worker', 'maxConcurrentModelSteps'], type: 'number' },
+  { env: 'REMEMR1_INDEX_WRITES_IN_FLIGHT', path: ['worker', 'indexWritesInFlight'], type: 'number' },
   { env: 'REMEMR1_METRICS_MODE', path: ['episodes', 'metricsMode'], type: 'string' },
   { env: 'REMEMR1_MEMORY_CONTENT', path: ['episodes', 'memoryContent'], type: 'string' },
   { env: 'REMEMR1_MEMORY_MAX_NEW_TOKENS', path: ['episodes', 'memoryMaxNewTokens'], type: 'number' },

@@ -26,6 +26,7 @@ export function workerEnvironment(config: RememConfig): NodeJS.ProcessEnv {
     REMEMR1_INTRA_OP_THREADS: String(config.model.intraOpThreads),
     REMEMR1_ORT_SPIN_WAIT: String(config.model.spinWait),
     REMEMR1_MAX_BATCH_SIZE: String(config.model.maxBatchSize),
+    REMEMR1_INDEX_WRITES_IN_FLIGHT: String(config.worker.indexWritesInFlight),
     REMEMR1_STORAGE: config.storage.kind,
   };
   if (config.metrics.prometheusBindAddress) env.REMEMR1_METRICS_BIND_ADDRESS = config.metrics.prometheusBindAddress;

@@ -236,7 +236,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         taskQueue: config.taskQueues.orchestration,
         workflowBundle: await workflowBundle(dataConverter?.failureConverterPath),
         activities: {
-          ...createBatchActivities({ store, openBucket: bucketOpener(config.storage) }),
+          ...createBatchActivities({ store, openBucket: bucketOpener(config.storage), inputWritesInFlight: config.worker.indexWritesInFlight }),
           ...createTrainingDataActivities({ store }),
           ...createScoringActivities({ store }),
         },

@@ -25,3 +25,4 @@ export * from './keys';
 export { FsBlobStore, type FsBlobStoreConfig } from './fs-store';
 export { S3BlobStore, type S3BlobStoreConfig } from './s3-store';
 export { storedOrComputed } from './stored-or-computed';
+export { WritesInFlight } from './writes-in-flight';
