@@ -9,11 +9,13 @@
  *
  * With `--temporal`, indexing runs through the real workflows instead: the CLI's staging and a batch started in one
  * process, an orchestration worker in another (both under the heap limit), the Temporal dev server of the local
- * stack; for each corpus size, alternately with shards indexed one at a time (`indexParallelism` 1, the in-run
- * baseline) and `--parallelism` at once, `--repeats` times each. Prints rows indexed per second (batch start to
- * the run's index written) and each process's peak RSS; the batch is terminated once indexed (no episodes run).
+ * stack. Each `--modes` entry is `SHARDSxWRITES`: shards indexed at once (`indexParallelism`) and episode inputs
+ * written at once per shard (`worker.indexWritesInFlight`); the first mode is the in-run baseline (default
+ * `1x1`, everything one after another). Modes alternate, `--repeats` times each, for each corpus size. Prints rows
+ * indexed per second (batch start to the run's index written) and each process's peak RSS; the batch is
+ * terminated once indexed (no episodes run) and its objects deleted.
  *
- *   npx tsx bench/corpus.ts --temporal --rows 20000,80000 --shards 8 --repeats 3 [--parallelism 4] [--heap-mb 128]
+ *   npx tsx bench/corpus.ts --temporal --rows 20000,80000 --shards 8 --repeats 3 [--modes 1x1,4x1,4x8] [--heap-mb 128]
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -109,8 +111,24 @@ async function child(corpusDir: string, storeDir: string): Promise<void> {
 }
 
 /** One indexing of a staged corpus through Temporal: rows per second and each process's peak RSS. */
+/** How a measured indexing runs: shards indexed at once, and episode inputs written at once per shard. */
+export interface IndexingMode {
+  shards: number;
+  writes: number;
+}
+
+export function parseModes(text: string): IndexingMode[] {
+  return text.split(',').map((entry) => {
+    const match = /^(\d+)x(\d+)$/.exec(entry.trim());
+    if (match === null || Number(match[1]) < 1 || Number(match[2]) < 1) throw new Error(`--modes: expected SHARDSxWRITES such as 4x8, got "${entry}"`);
+    return { shards: Number(match[1]), writes: Number(match[2]) };
+  });
+}
+
+const modeName = (mode: IndexingMode): string => `${mode.shards}x${mode.writes}`;
+
 export interface IndexingMeasurement {
-  parallelism: number;
+  mode: IndexingMode;
   rows: number;
   stageSeconds: number;
   indexSeconds: number;
@@ -160,9 +178,9 @@ async function cliChild(corpusDir: string, runId: string, parallelism: number): 
       },
     ],
   });
-  const deadline = Date.now() + 3_600_000;
+  const deadline = Date.now() + 6 * 3_600_000;
   while (!(await store.exists(batchIndexKey(runId)))) {
-    if (Date.now() > deadline) throw new Error(`${runId} not indexed within an hour`);
+    if (Date.now() > deadline) throw new Error(`${runId} not indexed within six hours`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   const indexSeconds = seconds(indexing);
@@ -175,13 +193,14 @@ async function cliChild(corpusDir: string, runId: string, parallelism: number): 
 }
 
 /** One measured indexing: a fresh worker process and a fresh CLI process over the same stored corpus. */
-async function indexThroughTemporal(config: RememConfig, corpusDir: string, heapMiB: number, parallelism: number): Promise<IndexingMeasurement> {
+async function indexThroughTemporal(base: RememConfig, corpusDir: string, heapMiB: number, mode: IndexingMode): Promise<IndexingMeasurement> {
   const heap = { NODE_OPTIONS: `--max-old-space-size=${heapMiB}` };
+  const config: RememConfig = { ...base, worker: { ...base.worker, indexWritesInFlight: mode.writes } };
   const worker = startWorkerProcess('orchestration', config, heap);
+  const runId = `corpus-${process.pid}-${Date.now().toString(36)}-${modeName(mode)}`;
   try {
     await worker.ready;
-    const runId = `corpus-${process.pid}-${Date.now().toString(36)}-p${parallelism}`;
-    const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), __filename, '--cli-child', corpusDir, runId, String(parallelism)], {
+    const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), __filename, '--cli-child', corpusDir, runId, String(mode.shards)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...workerEnvironment(config), ...heap },
     });
@@ -191,11 +210,13 @@ async function indexThroughTemporal(config: RememConfig, corpusDir: string, heap
     child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
     const [code] = (await once(child, 'close')) as [number | null];
     if (code !== 0) throw new Error(`the CLI process failed (exit ${code}):\n${stderr.slice(-2000)}`);
-    const cli = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as Omit<IndexingMeasurement, 'parallelism' | 'rowsPerSecond' | 'workerPeakRssMiB'>;
+    const cli = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as Omit<IndexingMeasurement, 'mode' | 'rowsPerSecond' | 'workerPeakRssMiB'>;
     const workerPeakRssMiB = peakRssMiBOf(worker.child.pid as number);
-    return { ...cli, parallelism, rowsPerSecond: cli.rows / cli.indexSeconds, workerPeakRssMiB };
+    return { ...cli, mode, rowsPerSecond: cli.rows / cli.indexSeconds, workerPeakRssMiB };
   } finally {
     await killHard(worker);
+    // A million rows are a million input objects: each measurement's go before the next one's.
+    if (config.storage.kind === 'fs') fs.rmSync(path.join(config.storage.root, 'runs', runId), { recursive: true, force: true });
   }
 }
 
@@ -207,9 +228,10 @@ function median(values: number[]): number {
 
 async function temporalMain(sizes: number[], shards: number, contextChars: number, heapMiB: number): Promise<void> {
   const repeats = Number(option('--repeats', '3'));
-  const parallelism = Number(option('--parallelism', '4'));
+  const modes = parseModes(option('--modes', '1x1,4x1,4x8'));
   const base = loadConfig();
   await startTemporal({ paths: stackPaths(base.localDir), address: base.temporal.address, namespace: base.temporal.namespace, ui: false });
+  const range = (values: number[], digits = 0): string => `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
   for (const rows of sizes) {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rememr1-corpus-'));
     const stamp = `${process.pid}-${Date.now().toString(36)}`;
@@ -222,27 +244,26 @@ async function temporalMain(sizes: number[], shards: number, contextChars: numbe
       const bytes = await makeCorpus(path.join(work, 'corpus'), rows, shards, contextChars);
       const results: IndexingMeasurement[] = [];
       for (let repeat = 0; repeat < repeats; repeat += 1) {
-        for (const width of [1, parallelism]) {
-          const m = await indexThroughTemporal(config, path.join(work, 'corpus'), heapMiB, width);
+        for (const mode of modes) {
+          const m = await indexThroughTemporal(config, path.join(work, 'corpus'), heapMiB, mode);
           results.push(m);
           console.log(
-            `  ${rows} rows, parallelism ${width}: ${m.rowsPerSecond.toFixed(0)} rows/s (${m.indexSeconds.toFixed(1)} s), ` +
+            `  ${rows} rows, mode ${modeName(mode)}: ${m.rowsPerSecond.toFixed(0)} rows/s (${m.indexSeconds.toFixed(1)} s), ` +
               `peak RSS worker ${m.workerPeakRssMiB.toFixed(0)} MiB, CLI ${m.cliPeakRssMiB.toFixed(0)} MiB`,
           );
         }
       }
-      const of = (width: number): IndexingMeasurement[] => results.filter((m) => m.parallelism === width);
-      const ratios = of(parallelism).map((m, i) => m.rowsPerSecond / of(1)[i].rowsPerSecond);
-      const range = (values: number[], digits = 0): string => `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
-      console.log(`${rows} rows, ${(bytes / 2 ** 20).toFixed(0)} MiB in ${shards} shards, V8 heap ${heapMiB} MiB, ${repeats} runs each:`);
-      for (const width of [1, parallelism]) {
-        const ms = of(width);
+      const of = (mode: IndexingMode): IndexingMeasurement[] => results.filter((m) => modeName(m.mode) === modeName(mode));
+      console.log(`${rows} rows, ${(bytes / 2 ** 20).toFixed(0)} MiB in ${shards} shards, V8 heap ${heapMiB} MiB, ${repeats} runs each (mode = shards at once x input writes at once):`);
+      for (const mode of modes) {
+        const ms = of(mode);
+        const ratios = ms.map((m, i) => m.rowsPerSecond / of(modes[0])[i].rowsPerSecond);
         console.log(
-          `  parallelism ${width}: median ${median(ms.map((m) => m.rowsPerSecond)).toFixed(0)} rows/s (${range(ms.map((m) => m.rowsPerSecond))}); ` +
+          `  ${modeName(mode)}: median ${median(ms.map((m) => m.rowsPerSecond)).toFixed(0)} rows/s (${range(ms.map((m) => m.rowsPerSecond))}), ` +
+            `${median(ratios).toFixed(2)}× ${modeName(modes[0])} per repeat (${range(ratios, 2)}×); ` +
             `peak RSS worker ${range(ms.map((m) => m.workerPeakRssMiB))} MiB, CLI ${range(ms.map((m) => m.cliPeakRssMiB))} MiB`,
         );
       }
-      console.log(`  parallel / one at a time, per repeat: median ${median(ratios).toFixed(2)}× (${range(ratios, 2)}×)`);
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
     }
