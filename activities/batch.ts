@@ -13,6 +13,7 @@ import {
   type FieldMapping,
   type RowError,
 } from '../lib/data/dataset';
+import type { ParquetPiece } from '../lib/data/parquet-pieces';
 import { SummaryBuilder, type BatchSummary } from '../lib/episode/summary';
 import type { EpisodeInputRecord, EpisodeResult } from '../lib/episode/types';
 import {
@@ -49,6 +50,8 @@ export interface DatasetShardRef {
   bucket?: string;
   /** Where it came from (a local path or an s3:// URI), for row errors. */
   name: string;
+  /** Some row groups of a large Parquet file (its rows numbered from 0); absent = the whole file. */
+  piece?: ParquetPiece;
 }
 
 /** A dataset of several shards, or read with mapped column names. */
@@ -173,12 +176,12 @@ export function createBatchActivities(deps: BatchActivityDeps) {
           // Row numbers run on across shards; errors also give the shard and the row within it.
           const offset = rows;
           try {
-            for await (const item of readDataset(blobDatasetSource(shardStore, shard.key), format, source?.fields)) {
+            for await (const item of readDataset(blobDatasetSource(shardStore, shard.key), format, source?.fields, shard.piece)) {
               rows += 1;
               if (!item.ok) {
                 invalidRows += 1;
                 const error: RowError = { ...item.error, rowIndex: offset + item.error.rowIndex };
-                if (shards.length > 1 || source !== undefined) Object.assign(error, { file: shard.name, fileRow: item.error.rowIndex });
+                if (shards.length > 1 || source !== undefined) Object.assign(error, { file: shard.name, fileRow: (shard.piece?.firstRow ?? 0) + item.error.rowIndex });
                 if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(error);
                 continue;
               }
@@ -245,14 +248,14 @@ export function createBatchActivities(deps: BatchActivityDeps) {
           context.heartbeat(resumePoint);
         };
         try {
-          for await (const item of readDataset(blobDatasetSource(shardStore, shard.key), format, fields)) {
+          for await (const item of readDataset(blobDatasetSource(shardStore, shard.key), format, fields, shard.piece)) {
             rows += 1;
             if (rows % 100 === 0) context.heartbeat(resumePoint);
-            const fileRow = item.ok ? item.row.rowIndex : item.error.rowIndex;
-            if (position.reservedRows !== undefined && fileRow >= position.reservedRows) {
+            const shardRow = item.ok ? item.row.rowIndex : item.error.rowIndex;
+            if (position.reservedRows !== undefined && shardRow >= position.reservedRows) {
               // Its rows would take the next shard's row numbers (and pages): the shard changed since it was counted.
               throw new DatasetFormatError(
-                `the shard has a row ${fileRow + 1} but held ${position.reservedRows} rows when the batch counted it; it changed during the batch`,
+                `the shard has a row ${shardRow + 1} but held ${position.reservedRows} rows when the batch counted it; it changed during the batch`,
               );
             }
             // Rows before the resume point are stored already: only their errors are collected again.
@@ -260,7 +263,7 @@ export function createBatchActivities(deps: BatchActivityDeps) {
             if (!item.ok) {
               invalidRows += 1;
               const error: RowError = { ...item.error, rowIndex: position.rowOffset + item.error.rowIndex };
-              if (position.nameRows) Object.assign(error, { file: shard.name, fileRow: item.error.rowIndex });
+              if (position.nameRows) Object.assign(error, { file: shard.name, fileRow: (shard.piece?.firstRow ?? 0) + item.error.rowIndex });
               if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(error);
               continue;
             }
@@ -316,7 +319,7 @@ export function createBatchActivities(deps: BatchActivityDeps) {
         const shardStore = shard.bucket === undefined ? store : bucketStore(shard);
         try {
           // The SDK throttles what it sends; a beat a second keeps short heartbeat timeouts met.
-          return await withHeartbeat(() => datasetRowSpan(blobDatasetSource(shardStore, shard.key), detectDatasetFormat(shard.key), fields), 1_000);
+          return await withHeartbeat(() => datasetRowSpan(blobDatasetSource(shardStore, shard.key), detectDatasetFormat(shard.key), fields, shard.piece), 1_000);
         } catch (error) {
           if (error instanceof DatasetFormatError && nameRows) throw new DatasetFormatError(`${shard.name}: ${error.message}`);
           throw error;

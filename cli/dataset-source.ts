@@ -7,13 +7,16 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import type { DatasetSourceRef } from '../activities/batch';
-import type { FieldMapping } from '../lib/data/dataset';
+import type { DatasetShardRef, DatasetSourceRef } from '../activities/batch';
+import { blobAsyncBuffer, parquetRowGroups, type FieldMapping } from '../lib/data/dataset';
+import { DEFAULT_PARQUET_PIECE_BYTES, planParquetPieces, type ParquetPiece } from '../lib/data/parquet-pieces';
 import {
   DatasetSourceError,
   checkShardCount,
+  MAX_SHARDS,
   checkSourceColumns,
   datasetDigest,
+  localAsyncBuffer,
   resolveLocalSource,
   resolveS3Source,
   shardDigest,
@@ -54,14 +57,24 @@ export interface PreparedDataset {
   resolved: ResolvedSource;
   digests: string[];
   fields: FieldMapping;
+  /** Per shard: the row-group pieces a large Parquet shard is indexed in (one activity each), or undefined. */
+  pieces: Array<ParquetPiece[] | undefined>;
+}
+
+export interface PrepareOptions {
+  /** Parquet shards larger than this are indexed in pieces of row groups of about this size. */
+  parquetPieceBytes?: number;
 }
 
 /**
- * Lists the dataset, checks its first shard's columns and computes its identity (streamed, bounded memory):
- * every mistake is one line, and nothing is started or written.
+ * Lists the dataset, checks its first shard's columns, plans the pieces of large Parquet shards (from their
+ * footers) and computes its identity (streamed, bounded memory): every mistake is one line, and nothing is started
+ * or written.
  */
-export async function prepareDataset(config: RememConfig, spec: string, fields: FieldMapping): Promise<PreparedDataset> {
+export async function prepareDataset(config: RememConfig, spec: string, fields: FieldMapping, options: PrepareOptions = {}): Promise<PreparedDataset> {
+  const pieceBytes = options.parquetPieceBytes ?? DEFAULT_PARQUET_PIECE_BYTES;
   let resolved: ResolvedSource;
+  let pieces: Array<ParquetPiece[] | undefined>;
   if (/^s3:\/\//i.test(spec)) {
     const storage = config.storage;
     if (storage.kind !== 's3') {
@@ -73,12 +86,14 @@ export async function prepareDataset(config: RememConfig, spec: string, fields: 
     try {
       resolved = await resolveS3Source(spec, bucketStore);
       await checkSourceColumns(resolved, fields, bucketStore);
+      pieces = await planPieces(resolved, pieceBytes, bucketStore);
     } finally {
       await bucketStore.close();
     }
   } else {
     resolved = resolveLocalSource(spec);
     await checkSourceColumns(resolved, fields, undefined);
+    pieces = await planPieces(resolved, pieceBytes, undefined);
   }
   checkShardCount(resolved);
   const digests: string[] = [];
@@ -88,8 +103,44 @@ export async function prepareDataset(config: RememConfig, spec: string, fields: 
     const mapping = JSON.stringify(Object.entries(fields).sort(([a], [b]) => (a < b ? -1 : 1)));
     digest = createHash('sha256').update(`${digest}\n${mapping}`).digest('hex');
   }
+  // Pieces change how rows are paged: a run indexed whole (by code before pieces, or with another piece size) is
+  // another run. Datasets without pieces keep the identity they always had.
+  if (pieces.some((plan) => plan !== undefined)) {
+    digest = createHash('sha256').update(`${digest}\nparquet pieces ${JSON.stringify(pieces)}`).digest('hex');
+  }
   const name = /^s3:\/\//i.test(spec) ? spec : path.basename(path.resolve(spec));
-  return { name, digest, resolved, digests, fields };
+  return { name, digest, resolved, digests, fields, pieces };
+}
+
+/**
+ * The pieces of each Parquet shard larger than `pieceBytes` (only those footers are read); a dataset whose pieces
+ * would exceed the batch's shard limit is refused in one line.
+ */
+async function planPieces(resolved: ResolvedSource, pieceBytes: number, bucketStore: BlobStore | undefined): Promise<Array<ParquetPiece[] | undefined>> {
+  const plans: Array<ParquetPiece[] | undefined> = [];
+  let count = 0;
+  for (const shard of resolved.shards) {
+    let plan: ParquetPiece[] | undefined;
+    if (resolved.format === 'parquet' && shard.size > pieceBytes) {
+      try {
+        const groups =
+          shard.kind === 'file'
+            ? await localAsyncBuffer(shard.path, shard.size, parquetRowGroups)
+            : await parquetRowGroups(await blobAsyncBuffer(bucketStore as BlobStore, shard.key));
+        plan = planParquetPieces(groups, pieceBytes);
+      } catch (error) {
+        throw new DatasetSourceError(`${shard.name}: ${(error as Error).message}`);
+      }
+    }
+    plans.push(plan);
+    count += plan?.length ?? 1;
+  }
+  if (count > MAX_SHARDS) {
+    throw new DatasetSourceError(
+      `${resolved.spec} makes ${count} shards and Parquet pieces; a batch takes at most ${MAX_SHARDS}: raise --parquet-piece-mb, merge shards, or run the corpus in parts`,
+    );
+  }
+  return plans;
 }
 
 function openBucketStore(config: RememConfig, spec: string): S3BlobStore {
@@ -110,14 +161,18 @@ export async function stageDataset(
 ): Promise<{ datasetKey: string; source?: DatasetSourceRef }> {
   const shards: DatasetSourceRef['shards'] = [];
   for (const [index, shard] of dataset.resolved.shards.entries()) {
-    if (shard.kind === 's3') {
-      shards.push({ bucket: shard.bucket, key: shard.key, name: shard.name });
-      continue;
+    let ref: DatasetShardRef;
+    if (shard.kind === 's3') ref = { bucket: shard.bucket, key: shard.key, name: shard.name };
+    else {
+      const key = datasetKey(dataset.digests[index].slice(0, 32), path.basename(shard.path).replace(/[^A-Za-z0-9._-]/g, '_'));
+      const stored = await store.stat(key).catch(() => undefined);
+      if (stored?.size !== shard.size) await store.putStream(key, fs.createReadStream(shard.path));
+      ref = { key, name: path.basename(shard.path) };
     }
-    const key = datasetKey(dataset.digests[index].slice(0, 32), path.basename(shard.path).replace(/[^A-Za-z0-9._-]/g, '_'));
-    const stored = await store.stat(key).catch(() => undefined);
-    if (stored?.size !== shard.size) await store.putStream(key, fs.createReadStream(shard.path));
-    shards.push({ key, name: path.basename(shard.path) });
+    // A large Parquet shard is indexed one piece of row groups per activity: each piece is a shard of the batch.
+    const pieces = dataset.pieces[index];
+    if (pieces === undefined) shards.push(ref);
+    else for (const piece of pieces) shards.push({ ...ref, piece });
   }
   const plain = shards.length === 1 && shards[0].bucket === undefined && Object.keys(dataset.fields).length === 0;
   if (plain) return { datasetKey: shards[0].key };

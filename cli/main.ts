@@ -33,6 +33,7 @@ import {
 } from '../lib/episode/types';
 import { detectDatasetFormat, type RowError } from '../lib/data/dataset';
 import { fileSha256 } from '../lib/data/sources';
+import { DEFAULT_PARQUET_PIECE_BYTES } from '../lib/data/parquet-pieces';
 import {
   InvalidBlobIdError,
   batchIndexKey,
@@ -383,6 +384,7 @@ interface QaOptions extends EpisodeSettingOptions, FieldOptions {
   width: number;
   pageSize: number;
   indexParallelism?: number;
+  parquetPieceMb: number;
   stopOnBadRow?: boolean;
   worker: boolean;
   ui: boolean;
@@ -394,7 +396,7 @@ async function runQa(options: QaOptions): Promise<void> {
   // The embedded worker shares the terminal with the progress bar and tables: warnings and errors only.
   process.env.REMEMR1_LOG_LEVEL ??= 'WARN';
   let config = loadConfig();
-  const dataset = await prepareDataset(config, options.dataset, fieldMapping(options));
+  const dataset = await prepareDataset(config, options.dataset, fieldMapping(options), { parquetPieceBytes: options.parquetPieceMb * 2 ** 20 });
   const settings: EpisodeSettings = {
     ...defaultEpisodeSettings,
     mode: options.mode,
@@ -693,6 +695,12 @@ export async function main(argv: string[]): Promise<void> {
     .option('--width <n>', 'episodes running at once', positiveInt, 8)
     .option('--page-size <n>', 'episodes per page (one continue-as-new per page)', positiveInt, 100)
     .option('--index-parallelism <n>', 'dataset shards indexed at once (default 4; 1 = one after another)', positiveInt)
+    .option(
+      '--parquet-piece-mb <n>',
+      'Parquet shards larger than this are indexed in pieces of row groups of about this size, one activity each',
+      positiveInt,
+      DEFAULT_PARQUET_PIECE_BYTES / 2 ** 20,
+    )
     .option('--stop-on-bad-row', 'fail on the first malformed row instead of reporting and skipping it')
     .option('--no-worker', 'do not run a worker in this process (workers run elsewhere)')
     .option('--no-ui', 'start the local dev server without its Web UI')

@@ -14,7 +14,8 @@ import { Transform, pipeline } from 'node:stream';
 import { parser } from 'stream-json';
 import { streamArray } from 'stream-json/streamers/StreamArray';
 import { z } from 'zod';
-import type { AsyncBuffer } from 'hyparquet';
+import type { AsyncBuffer, FileMetaData } from 'hyparquet';
+import { pieceRowRange, rowGroupSizes, type ParquetPiece, type RowGroupSize } from './parquet-pieces';
 import type { BlobStore } from '../storage/blob-store';
 
 export type DatasetFormat = 'jsonl' | 'json' | 'parquet';
@@ -369,31 +370,54 @@ export async function* readJsonArray(stream: Readable, fields?: FieldMapping): A
 /**
  * Reads a Parquet file one row group at a time (columns question, context, answers|answer, optional id, or as
  * mapped). Given an `AsyncBuffer` (byte ranges read on demand) only the footer and one row group's columns are
- * ever in memory.
+ * ever in memory. Given a `piece`, only its row groups are read, and rows are numbered from the piece's first.
  */
 export async function* readParquet(
   file: Uint8Array | AsyncBuffer,
   fields?: FieldMapping,
+  piece?: ParquetPiece,
 ): AsyncGenerator<DatasetItem> {
-  const { parquetMetadataAsync, parquetReadObjects } = await import('hyparquet');
+  const { parquetReadObjects } = await import('hyparquet');
+  const { buffer, metadata } = await parquetFooter(file);
+  const groups = rowGroupSizes(metadata);
+  const range = piece === undefined ? { rowStart: 0, rowEnd: Infinity } : pieceRowRange(groups, piece);
+  if (typeof range === 'string') throw new DatasetFormatError(range);
+  let rowStart = 0;
+  for (const group of groups) {
+    const rowEnd = rowStart + group.rows;
+    if (rowStart >= range.rowStart && rowEnd <= range.rowEnd) {
+      const rows = await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd });
+      for (let offset = 0; offset < rows.length; offset += 1) {
+        // A missing id defaults to the file's row number, as when the file is read whole.
+        const item = validateRow(rows[offset], rowStart + offset, fields);
+        yield range.rowStart === 0 ? item : withRowIndex(item, rowStart - range.rowStart + offset);
+      }
+    }
+    rowStart = rowEnd;
+  }
+}
+
+function withRowIndex(item: DatasetItem, rowIndex: number): DatasetItem {
+  return item.ok ? { ok: true, row: { ...item.row, rowIndex } } : { ok: false, error: { ...item.error, rowIndex } };
+}
+
+/** A Parquet file's footer, read through the byte-range view (or from the bytes); a bad file is a format error. */
+async function parquetFooter(file: Uint8Array | AsyncBuffer): Promise<{ buffer: AsyncBuffer; metadata: FileMetaData }> {
+  const { parquetMetadataAsync } = await import('hyparquet');
   const buffer: AsyncBuffer =
     file instanceof Uint8Array
       ? (file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer)
       : file;
-  let metadata;
   try {
-    metadata = await parquetMetadataAsync(buffer);
+    return { buffer, metadata: await parquetMetadataAsync(buffer) };
   } catch (error) {
     throw new DatasetFormatError(`the dataset is not a valid Parquet file: ${(error as Error).message}`);
   }
-  let rowStart = 0;
-  for (const group of metadata.row_groups) {
-    const rowEnd = rowStart + Number(group.num_rows);
-    const rows = await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd });
-    for (let offset = 0; offset < rows.length; offset += 1)
-      yield validateRow(rows[offset], rowStart + offset, fields);
-    rowStart = rowEnd;
-  }
+}
+
+/** The row groups of a Parquet file (rows and compressed bytes each), from its footer only, to plan pieces. */
+export async function parquetRowGroups(file: AsyncBuffer): Promise<RowGroupSize[]> {
+  return rowGroupSizes((await parquetFooter(file)).metadata);
 }
 
 /** The column names of a Parquet file, from its footer only. */
@@ -436,14 +460,17 @@ export function blobDatasetSource(store: BlobStore, key: string): DatasetSource 
   };
 }
 
+/** Reads a dataset file's rows in order; `piece` (Parquet only) reads some of its row groups, numbered from 0. */
 export async function* readDataset(
   source: DatasetSource,
   format: DatasetFormat,
   fields?: FieldMapping,
+  piece?: ParquetPiece,
 ): AsyncGenerator<DatasetItem> {
+  if (piece !== undefined && format !== 'parquet') throw new Error(`a ${format} dataset cannot be read in row-group pieces`);
   if (format === 'jsonl') yield* readJsonLines(await source.stream(), fields);
   else if (format === 'json') yield* readJsonArray(await source.stream(), fields);
-  else yield* readParquet(source.file === undefined ? await source.bytes() : await source.file(), fields);
+  else yield* readParquet(source.file === undefined ? await source.bytes() : await source.file(), fields, piece);
 }
 
 /**
@@ -456,21 +483,17 @@ export async function datasetRowSpan(
   source: DatasetSource,
   format: DatasetFormat,
   fields?: FieldMapping,
+  piece?: ParquetPiece,
 ): Promise<number> {
   if (format === 'parquet') {
-    const { parquetMetadataAsync } = await import('hyparquet');
-    const file = source.file === undefined ? await source.bytes() : await source.file();
-    const buffer: AsyncBuffer =
-      file instanceof Uint8Array
-        ? (file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer)
-        : file;
-    try {
-      const metadata = await parquetMetadataAsync(buffer);
-      return metadata.row_groups.reduce((sum, group) => sum + Number(group.num_rows), 0);
-    } catch (error) {
-      throw new DatasetFormatError(`the dataset is not a valid Parquet file: ${(error as Error).message}`);
-    }
+    const { metadata } = await parquetFooter(source.file === undefined ? await source.bytes() : await source.file());
+    const groups = rowGroupSizes(metadata);
+    if (piece === undefined) return groups.reduce((sum, group) => sum + group.rows, 0);
+    const range = pieceRowRange(groups, piece);
+    if (typeof range === 'string') throw new DatasetFormatError(range);
+    return range.rowEnd - range.rowStart;
   }
+  if (piece !== undefined) throw new Error(`a ${format} dataset cannot be read in row-group pieces`);
   let span = 0;
   if (format === 'json') {
     for await (const item of readJsonArray(await source.stream(), fields))

@@ -347,6 +347,23 @@ export function checkColumns(
   }
 }
 
+/** Runs `use` with a byte-range view of a local file (for Parquet footers), closing the file after. */
+export async function localAsyncBuffer<T>(file: string, size: number, use: (buffer: AsyncBuffer) => Promise<T>): Promise<T> {
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    return await use({
+      byteLength: size,
+      slice: async (start, end) => {
+        const bytes = Buffer.alloc((end ?? size) - start);
+        await handle.read(bytes, 0, bytes.length, start);
+        return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+      },
+    });
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Reads the first shard's columns from wherever it is, and checks them. */
 export async function checkSourceColumns(
   source: ResolvedSource,
@@ -356,25 +373,16 @@ export async function checkSourceColumns(
   const shard = source.shards[0];
   let columns: string[] | undefined;
   if (shard.kind === 'file') {
-    const handle = await fs.promises.open(shard.path, 'r');
     try {
-      const file: AsyncBuffer = {
-        byteLength: shard.size,
-        slice: async (start, end) => {
-          const bytes = Buffer.alloc((end ?? shard.size) - start);
-          await handle.read(bytes, 0, bytes.length, start);
-          return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-        },
-      };
-      columns = await firstRowColumns(
-        source.format,
-        async () => fs.createReadStream(shard.path),
-        async () => file,
+      columns = await localAsyncBuffer(shard.path, shard.size, (file) =>
+        firstRowColumns(
+          source.format,
+          async () => fs.createReadStream(shard.path),
+          async () => file,
+        ),
       );
     } catch (error) {
       throw new DatasetSourceError(`${shard.name}: ${(error as Error).message}`);
-    } finally {
-      await handle.close();
     }
   } else {
     if (bucketStore === undefined) throw new Error('an S3 shard needs a store on its bucket');

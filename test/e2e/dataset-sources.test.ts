@@ -159,6 +159,33 @@ describe('dataset sources', () => {
     }
   }, 300_000);
 
+  it('plans large Parquet shards in S3 as pieces of row groups, each a shard of the batch, under another identity', async () => {
+    const config = testConfig('sources-pieces', { storage: s3Storage(`${unique}/pieces-store`) });
+    const store = new S3BlobStore({ ...(config.storage as { endpoint: string; region: string; bucket: string; prefix: string }) });
+    try {
+      const spec = `s3://${bucket()}/${corpus}/parquet/`;
+      const fields = fieldMapping({ questionField: 'input', idField: '_id' });
+      const whole = await prepareDataset(config, spec, fields);
+      expect(whole.pieces).toEqual([undefined, undefined, undefined]);
+      // Every shard is larger than one byte: parts 0 and 1 (two row groups of one row) are split, part 2 (one) not.
+      const pieced = await prepareDataset(config, spec, fields, { parquetPieceBytes: 1 });
+      expect(pieced.digest).not.toBe(whole.digest);
+      expect(pieced.digests).toEqual(whole.digests);
+      const staged = await stageDataset(store, pieced);
+      expect(staged.source?.shards.map((shard) => [path.basename(shard.key), shard.piece])).toEqual([
+        ['part-0.parquet', { firstRowGroup: 0, rowGroups: 1, firstRow: 0, rows: 1 }],
+        ['part-0.parquet', { firstRowGroup: 1, rowGroups: 1, firstRow: 1, rows: 1 }],
+        ['part-1.parquet', { firstRowGroup: 0, rowGroups: 1, firstRow: 0, rows: 1 }],
+        ['part-1.parquet', { firstRowGroup: 1, rowGroups: 1, firstRow: 1, rows: 1 }],
+        ['part-2.parquet', undefined],
+      ]);
+      // The same plan again: the same identity, so a re-run recomputes nothing.
+      expect((await prepareDataset(config, spec, fields, { parquetPieceBytes: 1 })).digest).toBe(pieced.digest);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('stages a local folder of shards with streaming uploads, identified by their digests', async () => {
     const folder = tempDir('sources-local');
     fs.writeFileSync(path.join(folder, 'b.jsonl'), toJsonLines(rows.slice(2)));

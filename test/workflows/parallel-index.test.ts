@@ -1,12 +1,14 @@
 /**
  * Indexing shards in parallel on the real dev server: a dataset of JSONL and Parquet shards of unequal sizes (one
  * empty, one all malformed, malformed rows elsewhere) gives exactly the episode ids, inputs, page contents and row
- * errors of indexing it one shard at a time; a run indexed in part by the one-at-a-time code before layouts were
+ * errors of indexing it one shard at a time, also with its Parquet shards split into pieces of row groups; a run indexed in part by the one-at-a-time code before layouts were
  * recorded is finished in its own layout; more shards than one workflow run takes continue as new. Only an
  * orchestration worker runs: each batch is terminated once its index is written (its episodes are not run).
  */
 import { randomUUID } from 'node:crypto';
 import type { BatchIndex, DatasetShardRef, PageEntry } from '../../activities/batch';
+import { blobAsyncBuffer, parquetRowGroups } from '../../lib/data/dataset';
+import { planParquetPieces } from '../../lib/data/parquet-pieces';
 import type { EpisodeInputRecord } from '../../lib/episode/types';
 import {
   batchIndexKey,
@@ -143,6 +145,25 @@ describe('indexing shards in parallel', () => {
     expect(parallel.entries.map((entry) => entry.rowIndex)).toEqual(
       [...parallel.inputs.values()].map((record) => record.rowIndex).sort((a, b) => a - b),
     );
+  }, 200_000);
+
+  it('indexes Parquet shards in pieces of row groups, one activity each, to the same inputs, pages and row errors', async () => {
+    // b (5 rows) and e (10 rows) have row groups of 2 rows: pieces of one row group each, in both layouts.
+    const pieced: DatasetShardRef[] = [];
+    for (const shard of shards) {
+      const groups = shard.key.endsWith('.parquet') ? await parquetRowGroups(await blobAsyncBuffer(rig.store, shard.key)) : [];
+      const pieces = planParquetPieces(groups, 1);
+      if (pieces === undefined) pieced.push(shard);
+      else pieced.push(...pieces.map((piece) => ({ ...shard, piece })));
+    }
+    expect(pieced).toHaveLength(shards.length - 2 + 3 + 5);
+    for (const width of [1, 3]) {
+      const run = await indexOnly(input(`${unique}-pieces-${width}`, width, pieced));
+      expect({ ...run.index, pages: 0 }).toEqual({ ...sequential.index, pages: 0 });
+      expect([...run.inputs.entries()].sort()).toEqual([...sequential.inputs.entries()].sort());
+      expect(run.entries).toEqual(sequential.entries);
+      expect(run.rowErrors).toEqual(sequential.rowErrors);
+    }
   }, 200_000);
 
   it('finishes a run indexed in part one shard at a time, before layouts were recorded, in that layout', async () => {
