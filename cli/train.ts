@@ -68,6 +68,21 @@ export function trainingWorkflowId(runId: string): string {
   return `training.${runId}`;
 }
 
+/**
+ * Workflow ids of the training runs other than `exceptWorkflowId` still running on `taskQueue`: an embedded worker
+ * on that queue serves their steps too (its model queue only when they follow the same model).
+ */
+export async function otherTrainingRuns(client: Client, taskQueue: string, exceptWorkflowId: string): Promise<string[]> {
+  const quote = (text: string): string => `'${text.replace(/'/g, "\\'")}'`;
+  const ids: string[] = [];
+  for await (const execution of client.workflow.list({
+    query: `WorkflowType = 'trainingWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = ${quote(taskQueue)} AND WorkflowId != ${quote(exceptWorkflowId)}`,
+  })) {
+    ids.push(execution.workflowId);
+  }
+  return ids.sort();
+}
+
 function groupSize(value: string): number {
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed < 2) {
@@ -506,6 +521,17 @@ async function runTraining(options: RunCommandOptions, mode: TrainingRunInput['m
       console.log(`Training run ${runId} is already running; following it`);
     }
     console.log(`Temporal UI: ${workflowUiLink(config, workflowId)}`);
+    if (workers !== undefined) {
+      // A run left running by an earlier command shares this worker's queues and its CPU: say so, once.
+      const others = await otherTrainingRuns(client, config.taskQueues.orchestration, workflowId).catch(() => []);
+      if (others.length > 0) {
+        const runs = others.map((id) => id.slice('training.'.length));
+        console.log(
+          `note: ${runs.length} other training run(s) are running on these task queues and share this worker: ${runs.slice(0, 5).join(', ')}${runs.length > 5 ? ', …' : ''}; ` +
+            `stop superseded ones with: npm run rememr1 -- train-control RUN stop`,
+        );
+      }
+    }
     let progress: TrainingProgress;
     try {
       const outcome = await followTraining(handle, store, runId, interrupts.signal);

@@ -15,6 +15,7 @@ import {
   testConfig,
 } from '../support/stack';
 import { ownStderr, runRememr1, type CliRun } from '../support/cli';
+import { otherTrainingRuns } from '../../cli/train';
 
 requireStackEnvironment();
 
@@ -132,6 +133,11 @@ test('a schedule created by `schedule create` fires within seconds and starts a 
     expect(run.taskQueue).toBe(cliEnv.REMEMR1_TASK_QUEUE_ORCHESTRATION);
     // No worker serves this test's queues, so the run waits: overlap SKIP keeps the next firings from starting more.
     expect(run.status.name).toBe('RUNNING');
+    // What `train` with its own worker reports: other runs on its queues (visibility lags a little).
+    const queue = cliEnv.REMEMR1_TASK_QUEUE_ORCHESTRATION as string;
+    await eventually('the run in the list of other training runs', async () => (await otherTrainingRuns(client, queue, 'training.another')).includes(workflowId), 10_000);
+    expect(await otherTrainingRuns(client, queue, workflowId)).not.toContain(workflowId);
+    expect(await otherTrainingRuns(client, `${queue}-elsewhere`, 'training.another')).toEqual([]);
     await new Promise((resolve) => setTimeout(resolve, 4_500));
     const { info } = await handle.describe();
     for (const action of info.recentActions) startedRuns.push(action.action.workflow.workflowId);
