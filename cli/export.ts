@@ -1,6 +1,7 @@
 /**
- * `rememr1 export RUN --to DIR|s3://bucket/prefix [--format parquet|jsonl]`: a run's result rows as sharded
- * Parquet (or JSON Lines) with a stable schema, plus summary.json and manifest.json (lib/export/).
+ * `rememr1 export RUN --to DIR|s3://bucket/prefix [--format parquet|jsonl] [--traces]`: a run's result rows as
+ * sharded Parquet (or JSON Lines) with a stable schema, optionally its memory trace, plus summary.json and
+ * manifest.json (lib/export/).
  */
 import { Option, type Command } from 'commander';
 import { EXPORT_FORMATS, exportRun, type ExportFormat } from '../lib/export/export-run';
@@ -28,6 +29,7 @@ interface ExportCommandOptions {
   format: ExportFormat;
   rowsPerShard: number;
   overwrite?: boolean;
+  traces?: boolean;
 }
 
 export function registerExportCommand(program: Command): void {
@@ -39,6 +41,7 @@ export function registerExportCommand(program: Command): void {
     .addOption(new Option('--format <format>', 'file format').choices(EXPORT_FORMATS).default('parquet'))
     .option('--rows-per-shard <n>', 'rows per file (and the most held in memory)', positiveInt, 100_000)
     .option('--overwrite', "replace an earlier export's files at the destination")
+    .option('--traces', 'also write the memory trace (one row per memory step: memory, recall query, what it recalled) under traces/')
     .action(async (runId: string, options: ExportCommandOptions) => {
       const config = loadConfig();
       const location = parseLocation(options.to);
@@ -51,10 +54,13 @@ export function registerExportCommand(program: Command): void {
           format: options.format,
           rowsPerShard: options.rowsPerShard,
           overwrite: options.overwrite ?? false,
+          traces: options.traces ?? false,
           onShard: (rows, file) => console.log(`  ${file}: ${rows} rows so far`),
         });
         console.log(
-          `exported ${manifest.rows} result rows of ${runId} to ${where} as ${manifest.shards.length} ${options.format} shard(s), with summary.json and manifest.json`,
+          `exported ${manifest.rows} result rows of ${runId} to ${where} as ${manifest.shards.length} ${options.format} shard(s)` +
+            (manifest.traces === undefined ? '' : `, ${manifest.traces.rows} memory steps in traces/ (${manifest.traces.shards.length} shard(s))`) +
+            ', with summary.json and manifest.json',
         );
       } finally {
         await destination?.close();

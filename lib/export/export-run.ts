@@ -6,18 +6,21 @@
  * in memory, so a run of millions of rows exports in bounded memory. Layout of the destination:
  *
  *   part-00000.parquet, part-00001.parquet, …   (or .jsonl) `rowsPerShard` rows each, in row order
+ *   traces/part-00000.parquet, …                  with `traces`: one row per memory step, in row and step order
  *   summary.json                                  the batch summary (EM / F1 / sub-EM overall and by length)
  *   manifest.json                                 run, format, schema version, columns, shards and row counts
  */
+import type { SchemaElement } from 'hyparquet';
 import type { ColumnSource } from 'hyparquet-writer';
 import { SummaryBuilder, type BatchSummary } from '../episode/summary';
-import type { AnswerRecord, EpisodeInputRecord, EpisodeResult } from '../episode/types';
+import type { AnswerRecord, EpisodeInputRecord, EpisodeResult, MemoryStepRecord } from '../episode/types';
 import {
   BlobNotFoundError,
   batchRunKey,
   batchSummaryKey,
   episodeAnswerKey,
   episodeInputKey,
+  episodeMemoryPrefix,
   runResultsPrefix,
   type BlobStore,
 } from '../storage';
@@ -33,6 +36,16 @@ import {
   type ExportRow,
   type RunBindingInfo,
 } from './result-rows';
+import {
+  TRACE_COLUMNS,
+  TRACE_SCHEMA_VERSION,
+  TRACE_SHARD_FILE_PATTERN,
+  toTraceRow,
+  traceColumnData,
+  traceParquetSchema,
+  traceShardFileName,
+  type TraceRow,
+} from './trace-rows';
 
 export { EXPORT_FORMATS, type ExportFormat } from './result-rows';
 
@@ -44,8 +57,18 @@ export interface ExportOptions {
   overwrite: boolean;
   /** Result rows read at once (default 8). */
   concurrency?: number;
+  /** Also write the memory trace: one row per memory step (`traces/`), in shards of `rowsPerShard` rows. */
+  traces?: boolean;
   /** Called after each shard is written, with the rows exported so far. */
   onShard?: (rows: number, file: string) => void;
+}
+
+/** Rows, shards and columns of one exported table. */
+export interface ExportedTable {
+  schemaVersion: number;
+  columns: string[];
+  rows: number;
+  shards: Array<{ file: string; rows: number }>;
 }
 
 export interface ExportManifest {
@@ -56,6 +79,8 @@ export interface ExportManifest {
   rows: number;
   shards: Array<{ file: string; rows: number }>;
   summary: 'summary.json';
+  /** Present when the memory trace was exported. */
+  traces?: ExportedTable;
 }
 
 /** A mistake in what was asked (no such run, a destination in use): one line, nothing written. */
@@ -87,20 +112,11 @@ export async function exportRun(
   await prepareDestination(destination, options.overwrite);
 
   const builder = new SummaryBuilder();
-  const shards: ExportManifest['shards'] = [];
-  let shard: ExportRow[] = [];
-  let rows = 0;
-  const flush = async (): Promise<void> => {
-    const file = shardFileName(shards.length, options.format);
-    await destination.put(file, await encodeShard(shard, options.format), {
-      contentType: options.format === 'parquet' ? 'application/vnd.apache.parquet' : 'application/x-ndjson',
-    });
-    shards.push({ file, rows: shard.length });
-    rows += shard.length;
-    shard = [];
-    options.onShard?.(rows, file);
-  };
-  const readRow = async (key: string): Promise<ExportRow> => {
+  const results = new ShardWriter<ExportRow>(destination, options, (index) => shardFileName(index, options.format), (rows) => encodeResults(rows, options.format));
+  const traces = options.traces
+    ? new ShardWriter<TraceRow>(destination, options, (index) => traceShardFileName(index, options.format), (rows) => encodeTraces(rows, options.format))
+    : undefined;
+  const readRow = async (key: string): Promise<{ row: ExportRow; steps: TraceRow[] }> => {
     const result = await source.getJson<EpisodeResult>(key);
     const answer = await getJsonIfPresent<AnswerRecord>(source, episodeAnswerKey(runId, result.episodeId));
     // Results written before they kept the row's id: the episode input has it (with the whole document).
@@ -109,14 +125,16 @@ export async function exportRun(
         ? await getJsonIfPresent<EpisodeInputRecord>(source, episodeInputKey(runId, result.episodeId))
         : undefined;
     builder.add(result);
-    return toExportRow(result, answer, binding, input?.id);
+    const steps = traces === undefined ? [] : await traceRowsOf(source, result);
+    return { row: toExportRow(result, answer, binding, input?.id), steps };
   };
-  for await (const row of mapOrdered(first.rest, options.concurrency ?? 8, readRow)) {
-    shard.push(row);
-    if (shard.length === options.rowsPerShard) await flush();
+  for await (const { row, steps } of mapOrdered(first.rest, options.concurrency ?? 8, readRow)) {
+    await results.add(row);
+    for (const step of steps) await traces?.add(step);
   }
   // A run without rows still gets one (empty) shard, so readers find the schema.
-  if (shard.length > 0 || shards.length === 0) await flush();
+  await results.finish();
+  await traces?.finish();
 
   const summary =
     (await getJsonIfPresent<BatchSummary>(source, batchSummaryKey(runId))) ??
@@ -127,10 +145,18 @@ export async function exportRun(
     format: options.format,
     schemaVersion: RESULT_SCHEMA_VERSION,
     columns: RESULT_COLUMNS.map((column) => column.name),
-    rows,
-    shards,
+    rows: results.rows,
+    shards: results.shards,
     summary: SUMMARY_FILE,
   };
+  if (traces !== undefined) {
+    manifest.traces = {
+      schemaVersion: TRACE_SCHEMA_VERSION,
+      columns: TRACE_COLUMNS.map((column) => column.name),
+      rows: traces.rows,
+      shards: traces.shards,
+    };
+  }
   // Written last: its presence means the export is complete.
   await destination.putJson(MANIFEST_FILE, manifest);
   return manifest;
@@ -150,21 +176,78 @@ async function prepareDestination(destination: BlobStore, overwrite: boolean): P
     );
   }
   for (const key of existing) {
-    if (SHARD_FILE_PATTERN.test(key) || key === SUMMARY_FILE || key === MANIFEST_FILE) await destination.delete(key);
+    if (SHARD_FILE_PATTERN.test(key) || TRACE_SHARD_FILE_PATTERN.test(key) || key === SUMMARY_FILE || key === MANIFEST_FILE)
+      await destination.delete(key);
   }
 }
 
-async function encodeShard(rows: readonly ExportRow[], format: ExportFormat): Promise<Uint8Array | string> {
-  if (format === 'jsonl') return rows.map((row) => JSON.stringify(row)).join('\n') + (rows.length > 0 ? '\n' : '');
+/** Writes rows into shards of `rowsPerShard` as they come: at most one shard is held in memory. */
+class ShardWriter<Row> {
+  readonly shards: Array<{ file: string; rows: number }> = [];
+  rows = 0;
+  private pending: Row[] = [];
+
+  constructor(
+    private readonly destination: BlobStore,
+    private readonly options: Pick<ExportOptions, 'format' | 'rowsPerShard' | 'onShard'>,
+    private readonly fileName: (index: number) => string,
+    private readonly encode: (rows: readonly Row[]) => Promise<Uint8Array | string>,
+  ) {}
+
+  async add(row: Row): Promise<void> {
+    this.pending.push(row);
+    if (this.pending.length === this.options.rowsPerShard) await this.flush();
+  }
+
+  /** Writes the last shard; a table without rows still gets one empty shard, so readers find its schema. */
+  async finish(): Promise<void> {
+    if (this.pending.length > 0 || this.shards.length === 0) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    const file = this.fileName(this.shards.length);
+    await this.destination.put(file, await this.encode(this.pending), {
+      contentType: this.options.format === 'parquet' ? 'application/vnd.apache.parquet' : 'application/x-ndjson',
+    });
+    this.shards.push({ file, rows: this.pending.length });
+    this.rows += this.pending.length;
+    this.pending = [];
+    this.options.onShard?.(this.rows, file);
+  }
+}
+
+/** The episode's stored memory steps as trace rows, in step order. */
+async function traceRowsOf(source: BlobStore, result: EpisodeResult): Promise<TraceRow[]> {
+  const keys: string[] = [];
+  for await (const key of source.list(episodeMemoryPrefix(result.runId, result.episodeId))) keys.push(key);
+  const records: MemoryStepRecord[] = [];
+  for (const key of keys) records.push(await source.getJson<MemoryStepRecord>(key));
+  return records.sort((a, b) => a.step - b.step).map((record) => toTraceRow(result, record));
+}
+
+function jsonLines(rows: readonly unknown[]): string {
+  return rows.map((row) => JSON.stringify(row)).join('\n') + (rows.length > 0 ? '\n' : '');
+}
+
+async function encodeResults(rows: readonly ExportRow[], format: ExportFormat): Promise<Uint8Array | string> {
+  if (format === 'jsonl') return jsonLines(rows);
+  return writeParquet(resultColumnData(rows) as ColumnSource[], resultParquetSchema(), 'rememr1.result_schema_version', RESULT_SCHEMA_VERSION);
+}
+
+async function encodeTraces(rows: readonly TraceRow[], format: ExportFormat): Promise<Uint8Array | string> {
+  if (format === 'jsonl') return jsonLines(rows);
+  return writeParquet(traceColumnData(rows) as ColumnSource[], traceParquetSchema(), 'rememr1.trace_schema_version', TRACE_SCHEMA_VERSION);
+}
+
+async function writeParquet(columnData: ColumnSource[], schema: SchemaElement[], versionKey: string, version: number): Promise<Uint8Array> {
   const { parquetWriteBuffer } = await import('hyparquet-writer');
-  const columnData = resultColumnData(rows) as ColumnSource[];
   return new Uint8Array(
     parquetWriteBuffer({
       columnData,
-      schema: resultParquetSchema(),
+      schema,
       // Row groups of up to 10,000 rows: readers can skip through a large shard a group at a time.
       rowGroupSize: 10_000,
-      kvMetadata: [{ key: 'rememr1.result_schema_version', value: String(RESULT_SCHEMA_VERSION) }],
+      kvMetadata: [{ key: versionKey, value: String(version) }],
       createdBy: 'rememr1 export',
     }),
   );

@@ -7,6 +7,7 @@
  */
 import type { SchemaElement } from 'hyparquet';
 import type { AnswerRecord, EpisodeResult } from '../episode/types';
+import { columnDataOf, parquetSchemaOf, type ColumnSpec } from './parquet-columns';
 
 export const RESULT_SCHEMA_VERSION = 1;
 
@@ -81,16 +82,8 @@ export function toExportRow(
   };
 }
 
-type ScalarKind = 'string' | 'int32' | 'int64' | 'double';
-
-interface ColumnSpec {
-  name: keyof ExportRow;
-  kind: ScalarKind | 'string-list';
-  nullable: boolean;
-}
-
 /** The columns in file order. Append only (see the module comment). */
-export const RESULT_COLUMNS: readonly ColumnSpec[] = [
+export const RESULT_COLUMNS: readonly ColumnSpec<ExportRow>[] = [
   { name: 'run_id', kind: 'string', nullable: false },
   { name: 'episode_id', kind: 'string', nullable: false },
   { name: 'row_index', kind: 'int64', nullable: false },
@@ -112,42 +105,14 @@ export const RESULT_COLUMNS: readonly ColumnSpec[] = [
   { name: 'model', kind: 'string', nullable: true },
 ];
 
-/** The Parquet schema of `RESULT_COLUMNS`: UTF8 strings, INT32 / INT64 / DOUBLE numbers, a 3-level LIST of strings. */
+/** The Parquet schema of `RESULT_COLUMNS`. */
 export function resultParquetSchema(): SchemaElement[] {
-  const schema: SchemaElement[] = [{ name: 'root', num_children: RESULT_COLUMNS.length }];
-  for (const column of RESULT_COLUMNS) {
-    const repetition_type = column.nullable ? 'OPTIONAL' : 'REQUIRED';
-    switch (column.kind) {
-      case 'string':
-        schema.push({ name: column.name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type });
-        break;
-      case 'int32':
-        schema.push({ name: column.name, type: 'INT32', repetition_type });
-        break;
-      case 'int64':
-        schema.push({ name: column.name, type: 'INT64', repetition_type });
-        break;
-      case 'double':
-        schema.push({ name: column.name, type: 'DOUBLE', repetition_type });
-        break;
-      case 'string-list':
-        schema.push(
-          { name: column.name, repetition_type, num_children: 1, converted_type: 'LIST', logical_type: { type: 'LIST' } },
-          { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
-          { name: 'element', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
-        );
-        break;
-    }
-  }
-  return schema;
+  return parquetSchemaOf(RESULT_COLUMNS);
 }
 
-/** Column-major data for the Parquet writer (INT64 values as bigint, as Parquet readers return them). */
+/** Column-major data of result rows for the Parquet writer. */
 export function resultColumnData(rows: readonly ExportRow[]): Array<{ name: string; data: unknown[] }> {
-  return RESULT_COLUMNS.map((column) => ({
-    name: column.name,
-    data: rows.map((row) => (column.kind === 'int64' ? BigInt(row[column.name] as number) : row[column.name])),
-  }));
+  return columnDataOf(RESULT_COLUMNS, rows);
 }
 
 /** Shard file names sort in shard order: part-00000.parquet, part-00001.parquet, … */

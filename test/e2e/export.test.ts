@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { generateSyntheticRows, toJsonLines } from '../../lib/data/synthetic';
 import { ExportError, exportRun, type ExportManifest } from '../../lib/export/export-run';
 import { RESULT_COLUMNS, type ExportRow } from '../../lib/export/result-rows';
+import { TRACE_COLUMNS } from '../../lib/export/trace-rows';
 import type { BatchSummary } from '../../lib/episode/summary';
 import { FsBlobStore, type BlobStore } from '../../lib/storage';
 import { openLocation, parseLocation, s3EndpointFromEnvironment } from '../../lib/storage/location';
@@ -25,6 +26,17 @@ const rememr1 = (args: string[], env: NodeJS.ProcessEnv): Promise<CliRun> => run
 /** stderr without npm's own notices. */
 function errorLines(stderr: string): string[] {
   return stderr.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('npm warn'));
+}
+
+/** The result rows of a Parquet export, in shard order. */
+async function readResultRows(folder: string, manifest: ExportManifest): Promise<Array<Record<string, unknown>>> {
+  const { parquetReadObjects } = await import('hyparquet');
+  const rows: Array<Record<string, unknown>> = [];
+  for (const shard of manifest.shards) {
+    const bytes = fs.readFileSync(path.join(folder, shard.file));
+    rows.push(...(await parquetReadObjects({ file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer })));
+  }
+  return rows;
 }
 
 describe('rememr1 export', () => {
@@ -136,6 +148,44 @@ describe('rememr1 export', () => {
     const again = await exportRun(store, runId, destination, { format: 'parquet', rowsPerShard: 10, overwrite: true });
     expect(again.shards).toEqual([{ file: 'part-00000.parquet', rows: 3 }]);
     expect(fs.readdirSync(folder).sort()).toEqual(['manifest.json', 'notes.txt', 'part-00000.parquet', 'summary.json']);
+  });
+
+  it('writes the memory trace, one typed row per memory step, beside the result rows', async () => {
+    const { parquetMetadata, parquetReadObjects, parquetSchema } = await import('hyparquet');
+    const folder = tempDir('export-traces');
+    const destination = new FsBlobStore({ root: folder });
+    const manifest = await exportRun(store, runId, destination, { format: 'parquet', rowsPerShard: 4, overwrite: false, traces: true });
+    const withoutTraces = await exportRun(store, runId, new FsBlobStore({ root: tempDir('export-no-traces') }), { format: 'jsonl', rowsPerShard: 100, overwrite: false });
+    expect(withoutTraces.traces).toBeUndefined();
+
+    const traces = manifest.traces as NonNullable<ExportManifest['traces']>;
+    expect(traces.columns).toEqual(TRACE_COLUMNS.map((column) => column.name));
+    const read: Array<Record<string, unknown>> = [];
+    for (const shard of traces.shards) {
+      expect(shard.file).toMatch(/^traces\/part-\d{5}\.parquet$/);
+      const bytes = fs.readFileSync(path.join(folder, shard.file));
+      const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+      const metadata = parquetMetadata(file);
+      const types = parquetSchema(metadata).children.map((child) => child.element.type ?? child.element.converted_type);
+      expect(types).toEqual(['BYTE_ARRAY', 'BYTE_ARRAY', 'INT64', 'INT32', 'BYTE_ARRAY', 'BYTE_ARRAY', 'LIST', 'LIST', 'LIST', 'BOOLEAN', 'LIST', 'BYTE_ARRAY', 'INT32', 'INT32', 'BYTE_ARRAY', 'BYTE_ARRAY']);
+      read.push(...(await parquetReadObjects({ file })));
+    }
+    // Every chunk of every episode is one memory step, in row and step order.
+    const exported = await readResultRows(folder, manifest);
+    const expected = exported.flatMap((row) => Array.from({ length: Number(row.chunk_count) }, (_, step) => [row.row_index, step]));
+    expect(read.map((row) => [row.row_index, row.step])).toEqual(expected);
+    expect(traces.rows).toBe(expected.length);
+    expect(traces.shards.every((shard) => shard.rows <= 4)).toBe(true);
+    for (const row of read) {
+      expect(Object.keys(row)).toEqual(TRACE_COLUMNS.map((column) => column.name));
+      expect(row.run_id).toBe(runId);
+      expect(typeof row.response).toBe('string');
+      expect(typeof row.format_valid).toBe('boolean');
+      expect(Array.isArray(row.recalled_steps) && Array.isArray(row.recalled_texts) && Array.isArray(row.issues)).toBe(true);
+      expect((row.recalled_steps as number[]).length).toBe((row.recalled_scores as number[]).length);
+      expect(row.generated_tokens as number).toBeGreaterThan(0);
+      expect(row.prompt_tokens as number).toBeGreaterThan(0);
+    }
   });
 
   it('writes JSON Lines to an S3 prefix on the real MinIO', async () => {
