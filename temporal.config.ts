@@ -120,7 +120,10 @@ export const configSchema = z
         /** Concurrent model-step activities per inference worker (they share batched forward passes). */
         maxConcurrentModelSteps: z.number().int().min(1),
         maxConcurrentActivities: z.number().int().min(1),
-        /** Episode inputs an orchestration worker writes at once while it indexes a shard. */
+        /**
+         * Episode inputs an orchestration worker writes at once while it indexes a shard: each waits on an fsync or
+         * an HTTP round trip, so a few at once multiply the indexing rate.
+         */
         indexWritesInFlight: z.number().int().min(1).max(256),
         maxCachedWorkflows: z.number().int().min(0),
         shutdownGraceTime: duration,

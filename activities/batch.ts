@@ -131,16 +131,17 @@ export interface BatchActivityDeps {
    * caller closes it.
    */
   openBucket?: (bucket: string) => BlobStore;
-  /** Episode inputs written at once while a shard is indexed (default `DEFAULT_INPUT_WRITES_IN_FLIGHT`; 1 = one after another). */
-  inputWritesInFlight?: number;
+  /** Episode inputs written at once while a shard is indexed (`worker.indexWritesInFlight`; 1 = one after another). */
+  inputWritesInFlight: number;
 }
 
-/** Each input write waits on an fsync or an HTTP round trip: a few at once multiply the indexing rate. */
-export const DEFAULT_INPUT_WRITES_IN_FLIGHT = 8;
+/** The row of a shard's file that the shard's row `shardRow` is (a Parquet piece starts past the file's first). */
+function fileRowOf(shard: DatasetShardRef, shardRow: number): number {
+  return (shard.piece?.firstRow ?? 0) + shardRow;
+}
 
 export function createBatchActivities(deps: BatchActivityDeps) {
-  const { store, openBucket } = deps;
-  const inputWritesInFlight = deps.inputWritesInFlight ?? DEFAULT_INPUT_WRITES_IN_FLIGHT;
+  const { store, openBucket, inputWritesInFlight } = deps;
   const bucketStore = (shard: DatasetShardRef): BlobStore => {
     if (openBucket === undefined || shard.bucket === undefined) {
       throw new DatasetFormatError(
@@ -181,7 +182,7 @@ export function createBatchActivities(deps: BatchActivityDeps) {
               if (!item.ok) {
                 invalidRows += 1;
                 const error: RowError = { ...item.error, rowIndex: offset + item.error.rowIndex };
-                if (shards.length > 1 || source !== undefined) Object.assign(error, { file: shard.name, fileRow: (shard.piece?.firstRow ?? 0) + item.error.rowIndex });
+                if (shards.length > 1 || source !== undefined) Object.assign(error, { file: shard.name, fileRow: fileRowOf(shard, item.error.rowIndex) });
                 if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(error);
                 continue;
               }
@@ -263,7 +264,7 @@ export function createBatchActivities(deps: BatchActivityDeps) {
             if (!item.ok) {
               invalidRows += 1;
               const error: RowError = { ...item.error, rowIndex: position.rowOffset + item.error.rowIndex };
-              if (position.nameRows) Object.assign(error, { file: shard.name, fileRow: (shard.piece?.firstRow ?? 0) + item.error.rowIndex });
+              if (position.nameRows) Object.assign(error, { file: shard.name, fileRow: fileRowOf(shard, item.error.rowIndex) });
               if (errors.length < MAX_STORED_ROW_ERRORS) errors.push(error);
               continue;
             }
